@@ -1,0 +1,28 @@
+/* The Lua host: state set-up, the built-in (embedded) Lua files and the raw
+ * C modules. See runtime/host.c and runtime/lua/init.c. */
+#ifndef BBIT_HOST_H
+#define BBIT_HOST_H
+
+#include <stddef.h>
+
+struct lua_State;
+
+/* One built-in Lua file, compiled in by tools/embed.c. `path` is relative to
+ * the source root: "stdlib/bbit/json.lua", "scripts/commands/run.lua". */
+struct bbit_embedded {
+    const char *path;
+    const char *data;
+    size_t size;
+};
+extern const struct bbit_embedded bbit_embedded_files[]; /* NULL-terminated */
+
+/* Registers every raw module (bbit.core.*) in package.preload. */
+void bbit_open_core(struct lua_State *L);
+
+/* Opens the standard libraries, the raw modules and the stdlib searcher. */
+void bbit_host_open(struct lua_State *L);
+
+/* The embedded file at `path`, or NULL. */
+const struct bbit_embedded *bbit_embedded_find(const char *path);
+
+#endif

@@ -1,0 +1,55 @@
+/* bbit's entry point: a Lua state with the stdlib, then bbit._cli.main(args),
+ * whose return value is the exit code (SPEC §3). */
+#include <locale.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "bbit/host.h"
+#include "bbit/luax.h"
+
+enum { EXIT_INTERNAL = 70 };
+
+static int traceback(lua_State *L)
+{
+    const char *msg = lua_tostring(L, 1);
+    luaL_traceback(L, L, msg ? msg : "(error object is not a string)", 1);
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    // LC_CTYPE only: libarchive's pax writer needs UTF-8; cJSON needs the C
+    // numeric locale (NOTES-deps).
+    setlocale(LC_CTYPE, "C.UTF-8");
+    signal(SIGPIPE, SIG_IGN);
+
+    lua_State *L = luaL_newstate();
+    if (!L) {
+        fputs("bbit: out of memory\n", stderr);
+        return EXIT_INTERNAL;
+    }
+    bbit_host_open(L);
+
+    lua_pushcfunction(L, traceback);          // [tb]
+    lua_getglobal(L, "require");
+    lua_pushstring(L, "bbit._cli");
+    int code = EXIT_INTERNAL;
+    if (lua_pcall(L, 1, 1, 1) == LUA_OK) {   // [tb, cli]
+        lua_getfield(L, -1, "main");        // [tb, cli, main]
+        lua_createtable(L, argc, 0);
+        for (int i = 1; i < argc; i++) {
+            lua_pushstring(L, argv[i]);
+            lua_rawseti(L, -2, i);
+        }
+        if (lua_pcall(L, 1, 1, 1) == LUA_OK)
+            code = (int)luaL_optinteger(L, -1, 0);
+        else
+            fprintf(stderr, "bbit: internal error, please report:\n%s\n", lua_tostring(L, -1));
+    } else {
+        fprintf(stderr, "bbit: internal error, please report:\n%s\n", lua_tostring(L, -1));
+    }
+    fflush(stdout);
+    lua_close(L);
+    return code;
+}

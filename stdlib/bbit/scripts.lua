@@ -1,0 +1,158 @@
+--- Finding and loading workflow scripts, tasks and commands (SPEC §4).
+---
+--- A script name is a path without `.lua`: `route`, `tag`, `tasks/lint`,
+--- `commands/status`. Lookup order, first hit wins:
+---   1. `<workspace>/.bbit/scripts/NAME.lua`
+---   2. each directory of `$BBIT_SCRIPTS_PATH` (`:`-separated)
+---   3. `$BBIT_HOME/scripts/NAME.lua`
+---   4. built-in (`$BBIT_DEV_DIR/scripts/` first when set, for development)
+---
+--- Scripts load as text in their own environment: globals they set stay in
+--- that environment, never in the shared `_G`.
+local host = require("bbit.core.host")
+local errors = require("bbit.errors")
+
+local M = {}
+
+local function readable(path)
+  local f = io.open(path, "rb")
+  if not f then
+    return nil
+  end
+  local text = f:read("a")
+  f:close()
+  return text
+end
+
+--- The directories searched, in order, as `{origin=, dir=}` (built-in excluded).
+---@param workspace_root? string
+---@return table[]
+function M.search_dirs(workspace_root)
+  local dirs = {}
+  if workspace_root then
+    dirs[#dirs + 1] = { origin = "workspace", dir = workspace_root .. "/.bbit/scripts" }
+  end
+  for dir in (os.getenv("BBIT_SCRIPTS_PATH") or ""):gmatch("[^:]+") do
+    dirs[#dirs + 1] = { origin = "BBIT_SCRIPTS_PATH", dir = dir }
+  end
+  dirs[#dirs + 1] = { origin = "home", dir = require("bbit.config").home() .. "/scripts" }
+  if host.dev_dir then
+    dirs[#dirs + 1] = { origin = "builtin", dir = host.dev_dir .. "/scripts" }
+  end
+  return dirs
+end
+
+local function check_name(name)
+  if type(name) ~= "string" or not name:match("^[%w_%-][%w_%-/%.]*$") or name:find("..", 1, true) then
+    errors.fail(("invalid script name '%s': use letters, digits, '-', '_' and '/' (e.g. 'tasks/lint')"):format(tostring(name)))
+  end
+end
+
+--- Resolves a script name to `{name=, origin=, path=, source=}`, or nil.
+--- `origin` is "workspace", "BBIT_SCRIPTS_PATH", "home" or "builtin";
+--- `path` is a file, or `[builtin]/scripts/NAME.lua` for a compiled-in one.
+---@param name string
+---@param workspace_root? string
+---@param skip? integer skip this many hits (to find the script an override wraps)
+---@return table|nil
+function M.find(name, workspace_root, skip)
+  check_name(name)
+  skip = skip or 0
+  for _, d in ipairs(M.search_dirs(workspace_root)) do
+    local path = d.dir .. "/" .. name .. ".lua"
+    local source = readable(path)
+    if source then
+      if skip == 0 then
+        return { name = name, origin = d.origin, path = path, source = source }
+      end
+      skip = skip - 1
+    end
+  end
+  local rel = "scripts/" .. name .. ".lua"
+  local source = host.embedded(rel)
+  if source and skip == 0 then
+    return { name = name, origin = "builtin", path = "[builtin]/" .. rel, source = source }
+  end
+  return nil
+end
+
+--- Loads a found script (see `find`) and runs its chunk; returns what it returns.
+--- The chunk's environment is a fresh table reading through to `_G`.
+--- Syntax and load errors in a non-built-in script are failures that name the
+--- file and say "in workspace script".
+---@param found table
+---@return any
+function M.run_chunk(found)
+  local env = setmetatable({}, { __index = _G })
+  local chunk, err = load(found.source, "@" .. found.path, "t", env)
+  if not chunk then
+    if found.origin == "builtin" then
+      error(err, 0)
+    end
+    errors.fail(("in workspace script: %s"):format(err))
+  end
+  if found.origin == "builtin" then
+    return chunk()
+  end
+  local ok, result = xpcall(chunk, debug.traceback)
+  if not ok then
+    if errors.is_failure(result) then
+      error(result, 0)
+    end
+    errors.fail(("in workspace script: %s"):format(tostring(result)))
+  end
+  return result
+end
+
+--- Finds and loads a script; raises a failure when it does not exist.
+---@param name string
+---@param workspace_root? string
+---@return any module the value the script returns
+---@return table found see `find`
+function M.load(name, workspace_root)
+  local found = M.find(name, workspace_root)
+  if not found then
+    errors.fail(("no script named '%s' (looked in .bbit/scripts, $BBIT_SCRIPTS_PATH, $BBIT_HOME/scripts and the built-in scripts)"):format(name))
+  end
+  return M.run_chunk(found), found
+end
+
+--- Every script name visible from `workspace_root`, sorted, each as
+--- `{name=, origin=, path=, overrides=bool}` (the winning file per name).
+---@param workspace_root? string
+---@return table[]
+function M.list(workspace_root)
+  local fs = require("bbit.core.fs")
+  local names = {}
+  local function add(name)
+    names[name] = true
+  end
+  for _, d in ipairs(M.search_dirs(workspace_root)) do
+    local entries = fs.walk and fs.walk(d.dir) or {}
+    for _, rel in ipairs(entries) do
+      local name = rel:match("^(.*)%.lua$")
+      if name then
+        add(name)
+      end
+    end
+  end
+  for _, path in ipairs(host.embedded_list()) do
+    local name = path:match("^scripts/(.*)%.lua$")
+    if name then
+      add(name)
+    end
+  end
+  local out = {}
+  for name in pairs(names) do
+    local found = M.find(name, workspace_root)
+    found.source = nil
+    found.overrides = found.origin ~= "builtin" and host.embedded("scripts/" .. name .. ".lua") ~= nil
+    out[#out + 1] = found
+  end
+  table.sort(out, function(a, b)
+    return a.name < b.name
+  end)
+  return out
+end
+
+return M
