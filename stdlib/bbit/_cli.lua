@@ -179,7 +179,7 @@ local function dispatch(argv)
   if not name:match("^[%w_%-]+$") or not scripts.find("commands/" .. name, root) then
     errors.usage(("'%s' is not a bbit command; see bbit --help"):format(name))
   end
-  local cmd = scripts.load("commands/" .. name, root)
+  local cmd, found = scripts.load("commands/" .. name, root)
   local path = name
   -- Descend into subcommands: `bbit remote add`, `bbit server scope create`.
   while cmd.subcommands do
@@ -211,7 +211,7 @@ local function dispatch(argv)
     globals = g,
     workspace_root = root,
   }
-  local code = cmd.run(ctx)
+  local code = scripts.call(found, cmd.run, ctx)
   return tonumber(code) or 0
 end
 

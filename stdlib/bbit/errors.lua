@@ -12,6 +12,14 @@ Failure.__tostring = function(e)
   return e.message
 end
 
+--- A failure value (not raised), for code that must return or re-raise it.
+---@param message string
+---@param hint? string
+---@return table
+function M.failure(message, hint)
+  return setmetatable({ message = tostring(message), exit = 1, hint = hint }, Failure)
+end
+
 local function raise(message, exit, hint)
   error(setmetatable({ message = tostring(message), exit = exit, hint = hint }, Failure), 0)
 end

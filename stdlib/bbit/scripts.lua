@@ -30,7 +30,7 @@ end
 function M.search_dirs(workspace_root)
   local dirs = {}
   if workspace_root then
-    dirs[#dirs + 1] = { origin = "workspace", dir = workspace_root .. "/.bbit/scripts" }
+    dirs[#dirs + 1] = { origin = "workspace", dir = workspace_root .. "/.bbit/scripts", shown = ".bbit/scripts" }
   end
   for dir in (os.getenv("BBIT_SCRIPTS_PATH") or ""):gmatch("[^:]+") do
     dirs[#dirs + 1] = { origin = "BBIT_SCRIPTS_PATH", dir = dir }
@@ -63,7 +63,8 @@ function M.find(name, workspace_root, skip)
     local source = readable(path)
     if source then
       if skip == 0 then
-        return { name = name, origin = d.origin, path = path, source = source }
+        local shown = d.shown and (d.shown .. "/" .. name .. ".lua") or path
+        return { name = name, origin = d.origin, path = path, shown = shown, source = source }
       end
       skip = skip - 1
     end
@@ -76,32 +77,53 @@ function M.find(name, workspace_root, skip)
   return nil
 end
 
+-- Turns an error raised by workspace code into a failure that says so.
+local function workspace_error(err)
+  if errors.is_failure(err) then
+    return err
+  end
+  return errors.failure("in workspace script: " .. tostring(err))
+end
+
+--- Calls `fn(...)` on behalf of the script `found` (see `find`). Errors in a
+--- built-in script pass through unchanged (a bug: exit 70); errors in a
+--- workspace/user script become failures "in workspace script: FILE:LINE: ..."
+--- (exit 1), with the script's traceback shown under --debug.
+---@param found table
+---@param fn function
+---@return any
+function M.call(found, fn, ...)
+  if found.origin == "builtin" then
+    return fn(...)
+  end
+  local results = table.pack(xpcall(fn, function(err)
+    if not errors.is_failure(err) then
+      require("bbit.log").debug("%s", debug.traceback(tostring(err), 2))
+    end
+    return workspace_error(err)
+  end, ...))
+  if not results[1] then
+    error(results[2], 0)
+  end
+  return table.unpack(results, 2, results.n)
+end
+
 --- Loads a found script (see `find`) and runs its chunk; returns what it returns.
 --- The chunk's environment is a fresh table reading through to `_G`.
---- Syntax and load errors in a non-built-in script are failures that name the
---- file and say "in workspace script".
+--- Errors while loading or running a non-built-in script are failures that
+--- name the file and line and say "in workspace script".
 ---@param found table
 ---@return any
 function M.run_chunk(found)
   local env = setmetatable({}, { __index = _G })
-  local chunk, err = load(found.source, "@" .. found.path, "t", env)
+  local chunk, err = load(found.source, "@" .. (found.shown or found.path), "t", env)
   if not chunk then
     if found.origin == "builtin" then
       error(err, 0)
     end
     errors.fail(("in workspace script: %s"):format(err))
   end
-  if found.origin == "builtin" then
-    return chunk()
-  end
-  local ok, result = xpcall(chunk, debug.traceback)
-  if not ok then
-    if errors.is_failure(result) then
-      error(result, 0)
-    end
-    errors.fail(("in workspace script: %s"):format(tostring(result)))
-  end
-  return result
+  return M.call(found, chunk)
 end
 
 --- Finds and loads a script; raises a failure when it does not exist.
@@ -145,7 +167,7 @@ function M.list(workspace_root)
   local out = {}
   for name in pairs(names) do
     local found = M.find(name, workspace_root)
-    found.source = nil
+    found.source, found.shown = nil, nil
     found.overrides = found.origin ~= "builtin" and host.embedded("scripts/" .. name .. ".lua") ~= nil
     out[#out + 1] = found
   end
