@@ -220,6 +220,7 @@ end
 ---@return integer
 function M.main(argv)
   local ok, result = xpcall(dispatch, function(e)
+    e = scripts.attribute(e, nil, 3)
     if errors.is_failure(e) then
       return e
     end

@@ -57,38 +57,80 @@ end
 ---@return table|nil
 function M.find(name, workspace_root, skip)
   check_name(name)
-  skip = skip or 0
+  local rank = 0
   for _, d in ipairs(M.search_dirs(workspace_root)) do
     local path = d.dir .. "/" .. name .. ".lua"
     local source = readable(path)
     if source then
-      if skip == 0 then
+      rank = rank + 1
+      if rank > (skip or 0) then
         local shown = d.shown and (d.shown .. "/" .. name .. ".lua") or path
-        return { name = name, origin = d.origin, path = path, shown = shown, source = source }
+        return { name = name, origin = d.origin, path = path, shown = shown, source = source, rank = rank }
       end
-      skip = skip - 1
     end
   end
   local rel = "scripts/" .. name .. ".lua"
   local source = host.embedded(rel)
-  if source and skip == 0 then
-    return { name = name, origin = "builtin", path = "[builtin]/" .. rel, source = source }
+  if source and rank + 1 > (skip or 0) then
+    return { name = name, origin = "builtin", path = "[builtin]/" .. rel, source = source, rank = rank + 1 }
   end
   return nil
 end
 
--- Turns an error raised by workspace code into a failure that says so.
-local function workspace_error(err)
+local function is_builtin_source(source)
+  if source:sub(1, 10) == "=[builtin]" or source:sub(1, 1) == "=" then
+    return true
+  end
+  local dev = host.dev_dir
+  if dev and source:sub(1, #dev + 2) == "@" .. dev .. "/" then
+    local rest = source:sub(#dev + 3)
+    return rest:match("^stdlib/") ~= nil or rest:match("^scripts/") ~= nil
+  end
+  return false
+end
+
+--- Decides whose fault error `err` is, from the innermost Lua frame of the
+--- stack where it was raised (call from a message handler, or pass the dead
+--- coroutine `co`): an error in built-in code passes through (a bug, exit 70);
+--- an error in a workspace or user script becomes a failure
+--- "in workspace script: FILE:LINE: ..." (exit 1). Failures pass through.
+---@param err any
+---@param co? thread the coroutine the error was raised in
+---@param level? integer first stack level to look at (default 2)
+---@return any
+function M.attribute(err, co, level)
   if errors.is_failure(err) then
     return err
   end
-  return errors.failure("in workspace script: " .. tostring(err))
+  level = level or (co and 0 or 2)
+  while true do
+    local info
+    if co then
+      info = debug.getinfo(co, level, "Sl")
+    else
+      info = debug.getinfo(level, "Sl")
+    end
+    if not info then
+      return err
+    end
+    if info.what ~= "C" then
+      if is_builtin_source(info.source) then
+        return err
+      end
+      local message = tostring(err)
+      if not message:find(info.short_src, 1, true) then
+        message = ("%s:%d: %s"):format(info.short_src, info.currentline, message)
+      end
+      local traceback = co and debug.traceback(co, message) or debug.traceback(message, level)
+      require("bbit.log").debug("%s", traceback)
+      return errors.failure("in workspace script: " .. message)
+    end
+    level = level + 1
+  end
 end
 
---- Calls `fn(...)` on behalf of the script `found` (see `find`). Errors in a
---- built-in script pass through unchanged (a bug: exit 70); errors in a
---- workspace/user script become failures "in workspace script: FILE:LINE: ..."
---- (exit 1), with the script's traceback shown under --debug.
+--- Calls `fn(...)` on behalf of the script `found` (see `find`), attributing
+--- errors as `attribute` does.
 ---@param found table
 ---@param fn function
 ---@return any
@@ -97,10 +139,7 @@ function M.call(found, fn, ...)
     return fn(...)
   end
   local results = table.pack(xpcall(fn, function(err)
-    if not errors.is_failure(err) then
-      require("bbit.log").debug("%s", debug.traceback(tostring(err), 2))
-    end
-    return workspace_error(err)
+    return M.attribute(err, nil, 3)
   end, ...))
   if not results[1] then
     error(results[2], 0)
@@ -114,8 +153,16 @@ end
 --- name the file and line and say "in workspace script".
 ---@param found table
 ---@return any
-function M.run_chunk(found)
+function M.run_chunk(found, workspace_root)
   local env = setmetatable({}, { __index = _G })
+  -- base(): the script this one overrides (next in the lookup order), loaded.
+  env.base = function()
+    local module = M.load_next(found, workspace_root)
+    if module == nil then
+      errors.fail(("%s: base() called but no script named '%s' comes after it"):format(found.path, found.name))
+    end
+    return module
+  end
   local chunk, err = load(found.source, "@" .. (found.shown or found.path), "t", env)
   if not chunk then
     if found.origin == "builtin" then
@@ -136,7 +183,21 @@ function M.load(name, workspace_root)
   if not found then
     errors.fail(("no script named '%s' (looked in .bbit/scripts, $BBIT_SCRIPTS_PATH, $BBIT_HOME/scripts and the built-in scripts)"):format(name))
   end
-  return M.run_chunk(found), found
+  return M.run_chunk(found, workspace_root), found
+end
+
+--- Loads the script that `found` overrides (the next one in the lookup
+--- order); returns module, found — or nil when there is none.
+---@param found table
+---@param workspace_root? string
+---@return any|nil
+---@return table|nil
+function M.load_next(found, workspace_root)
+  local next_found = M.find(found.name, workspace_root, found.rank)
+  if not next_found then
+    return nil
+  end
+  return M.run_chunk(next_found, workspace_root), next_found
 end
 
 --- Every script name visible from `workspace_root`, sorted, each as

@@ -1,35 +1,418 @@
---- The workspace: the folder holding `workspace.jsonc`, found by walking up.
+--- The workspace: the folder holding `workspace.jsonc` (found by walking up),
+--- its `.bitmap`, its local scope, and the state of each tracked component.
+local bitmap = require("bbit.bitmap")
+local errors = require("bbit.errors")
+local fs = require("bbit.fs")
+local hash = require("bbit.hash")
+local json = require("bbit.json")
+local localscope = require("bbit.localscope")
+local path = require("bbit.path")
+
 local M = {}
 
-local function exists(path)
-  local f = io.open(path, "r")
-  if f then
-    f:close()
-    return true
-  end
-  return false
-end
+M.CONFIG_FILE = "workspace.jsonc"
+M.WORKSPACE_ASPECT = "teambit.workspace/workspace"
+M.VARIANTS_ASPECT = "teambit.workspace/variants"
+
+--- Folders never part of a component (besides the `bbit.ignore` config list).
+M.DEFAULT_IGNORE = { ".git", "node_modules", ".bit", ".bbit", ".DS_Store" }
 
 --- The workspace root containing `dir` (default: the current directory), or nil.
 ---@param dir? string
 ---@return string|nil
 function M.find_root(dir)
-  dir = dir or require("bbit.core.fs").cwd()
+  dir = dir or fs.cwd()
   while true do
-    if exists(dir .. "/workspace.jsonc") then
+    if fs.is_file(dir .. "/" .. M.CONFIG_FILE) then
       return dir
     end
-    local parent = dir:match("^(.*)/[^/]*$")
-    if parent == nil or parent == dir then
+    local parent = path.dirname(dir)
+    if parent == dir then
       return nil
     end
-    if parent == "" then
-      parent = "/"
-      if dir == "/" then
-        return nil
+    dir = parent
+  end
+end
+
+--- Is `id` a valid component id (`name` or `namespace/name`)?
+---@param id string
+---@return boolean
+function M.valid_id(id)
+  if type(id) ~= "string" or id == "" or #id > 200 then
+    return false
+  end
+  for segment in (id .. "/"):gmatch("(.-)/") do
+    if not segment:match("^[a-z0-9][a-z0-9_.%-]*$") or segment:match("%.%.") then
+      return false
+    end
+  end
+  return true
+end
+
+--- Is `scope` a valid scope name (`owner.scope`, or a bare name)?
+---@param scope string
+---@return boolean
+function M.valid_scope(scope)
+  return type(scope) == "string" and scope:match("^[a-z0-9][a-z0-9_%-]*%.?[a-z0-9_%-]*$") ~= nil and #scope <= 100
+end
+
+local Workspace = {}
+Workspace.__index = Workspace
+
+--- Opens the workspace at `root` (default: found from the current directory).
+--- With `opts.lock`, takes the workspace lock first ("fail": a second bbit
+--- fails with "locked by pid N"; "wait": waits up to 30 s) and rolls forward
+--- an update that an interrupted command left in the journal. Then reads
+--- workspace.jsonc and .bitmap (errors name file:line:column).
+---@param root? string
+---@param opts? {lock?: "fail"|"wait"}
+---@return table workspace
+function M.open(root, opts)
+  opts = opts or {}
+  root = root or M.find_root()
+  if not root then
+    errors.fail(("not in a bbit workspace (no %s in %s or any parent folder)"):format(M.CONFIG_FILE, fs.cwd()),
+      "run `bbit init` to create one here")
+  end
+  local ws = setmetatable({ root = root }, Workspace)
+  ws.config_path = root .. "/" .. M.CONFIG_FILE
+  ws.scope = localscope.open(root)
+  if opts.lock then
+    ws.lock = ws.scope:lock({ wait = opts.lock == "wait" })
+    ws:recover()
+  end
+  ws.config = json.read(ws.config_path)
+  if type(ws.config) ~= "table" or json.is_array(ws.config) then
+    errors.fail(ws.config_path .. ": expected a JSON object")
+  end
+  ws.bitmap = bitmap.read(root .. "/.bitmap")
+  return ws
+end
+
+--- Releases the workspace lock (also released when the process exits).
+function Workspace:close()
+  if self.lock then
+    self.lock:release()
+    self.lock = nil
+  end
+end
+
+-- The journal records the new refs and .bitmap before either is written, so
+-- an interrupted command is finished by the next one (roll forward).
+local function apply_journal(ws, name, j)
+  fs.write(ws.scope.dir .. "/refs.json", j.refs)
+  fs.write(ws.root .. "/.bitmap", j.bitmap)
+  ws.scope:journal_clear(name)
+  ws.scope._refs = nil
+end
+
+--- Finishes an update an interrupted command left in the journal.
+function Workspace:recover()
+  for _, name in ipairs({ "tag", "reset", "export-local", "import" }) do
+    local j = self.scope:journal_read(name)
+    if j then
+      require("bbit.log").warn("finishing an interrupted `bbit %s` (from %s)", name, self.scope.dir .. "/journal")
+      apply_journal(self, name, j)
+    end
+  end
+end
+
+--- Writes the changed refs and .bitmap together, through the journal `name`.
+---@param name string the command, e.g. "tag"
+function Workspace:commit_changes(name)
+  local j = {
+    refs = json.encode(self.scope:refs(), { pretty = true }),
+    bitmap = self.bitmap:encode(),
+  }
+  self.scope:journal_write(name, j)
+  apply_journal(self, name, j)
+end
+
+--- The workspace aspect config (`teambit.workspace/workspace`).
+---@return table
+function Workspace:workspace_config()
+  local c = self.config[M.WORKSPACE_ASPECT]
+  return type(c) == "table" and c or {}
+end
+
+--- The `bbit` section of workspace.jsonc.
+---@return table
+function Workspace:bbit_config()
+  local c = self.config.bbit
+  return type(c) == "table" and c or {}
+end
+
+--- An absolute path for a workspace-relative one.
+---@param rel string
+---@return string
+function Workspace:abs(rel)
+  if rel == "" or rel == "." then
+    return self.root
+  end
+  return self.root .. "/" .. rel
+end
+
+--- The workspace-relative form of an absolute path, or nil when outside.
+---@param abs string
+---@return string|nil
+function Workspace:rel(abs)
+  abs = path.normalize(abs)
+  if abs == self.root then
+    return "."
+  end
+  if abs:sub(1, #self.root + 1) == self.root .. "/" then
+    return abs:sub(#self.root + 2)
+  end
+  return nil
+end
+
+-- How specific a variants pattern is: literal segments count most, then
+-- literal characters; `*`/`**` count less.
+local function specificity(pattern)
+  local score = 0
+  for segment in pattern:gmatch("[^/]+") do
+    if segment == "**" then
+      score = score + 1
+    elseif segment:find("[*?]") then
+      score = score + 100 + #segment:gsub("[*?]", "")
+    else
+      score = score + 1000 + #segment
+    end
+  end
+  return score
+end
+
+local function variant_matches(pattern, root_dir)
+  pattern = pattern:gsub("^%./", ""):gsub("/+$", "")
+  if pattern == "" or pattern == "*" or pattern == "**" then
+    return true
+  end
+  if root_dir == pattern or root_dir:sub(1, #pattern + 1) == pattern .. "/" then
+    return true
+  end
+  if pattern:find("[*?%[]") then
+    -- the pattern names a folder: it matches the rootDir or any folder above it
+    local prefix = root_dir
+    while prefix and prefix ~= "" do
+      if fs.match(pattern, prefix) then
+        return true
+      end
+      prefix = prefix:match("^(.*)/[^/]*$")
+    end
+  end
+  return false
+end
+
+--- The variants entries matching `root_dir`, most specific first, as
+--- `{pattern=, config=}` (SPEC §2.1: the most specific matching pattern wins).
+---@param root_dir string
+---@return table[]
+function Workspace:matching_variants(root_dir)
+  local variants = self.config[M.VARIANTS_ASPECT]
+  local out = {}
+  if type(variants) ~= "table" then
+    return out
+  end
+  for pattern, config in pairs(variants) do
+    if type(config) == "table" and variant_matches(pattern, root_dir) then
+      out[#out + 1] = { pattern = pattern, config = config, score = specificity(pattern) }
+    end
+  end
+  table.sort(out, function(a, b)
+    if a.score ~= b.score then
+      return a.score > b.score
+    end
+    return a.pattern < b.pattern
+  end)
+  return out
+end
+
+--- The value of `key` from the most specific variant of `root_dir` that sets it.
+---@param root_dir string
+---@param key string
+---@return any value
+---@return string|nil pattern the variant it came from
+function Workspace:variant_value(root_dir, key)
+  for _, v in ipairs(self:matching_variants(root_dir)) do
+    if v.config[key] ~= nil then
+      return v.config[key], v.pattern
+    end
+  end
+  return nil
+end
+
+--- The workspace's ignore patterns for component files.
+---@return string[]
+function Workspace:ignore_patterns()
+  local list = {}
+  for _, p in ipairs(M.DEFAULT_IGNORE) do
+    list[#list + 1] = p
+  end
+  local extra = self:bbit_config().ignore
+  if type(extra) == "table" then
+    for _, p in ipairs(extra) do
+      list[#list + 1] = p
+    end
+  end
+  return list
+end
+
+--- The target scope of component `id` (SPEC §4 "Scope routing"): its
+--- `.bitmap` scope once exported, an explicit `--scope` given at add, then the
+--- routing script `route` (overridable). Returns nil when no rule gives one.
+---@param id string
+---@return string|nil scope
+---@return string how "exported", "--scope", or what the route script says
+function Workspace:target_scope(id)
+  local entry = self.bitmap:get(id)
+  if entry.scope and entry.scope ~= "" then
+    return entry.scope, "exported"
+  end
+  local cfg = type(entry.config) == "table" and type(entry.config.bbit) == "table" and entry.config.bbit or {}
+  if type(cfg.scope) == "string" and cfg.scope ~= "" then
+    return cfg.scope, "--scope"
+  end
+  local route = self:script("route")
+  local scope, why = route.route({ id = id, name = id, root_dir = entry.rootDir, entry = entry }, self)
+  return scope, why or "route"
+end
+
+--- The error for a component with no scope: says how to set one.
+---@param id string
+function Workspace:no_scope_error(id)
+  errors.fail(("component '%s' has no target scope"):format(id),
+    "set \"defaultScope\" under \"teambit.workspace/workspace\" in workspace.jsonc, "
+      .. "add a \"teambit.workspace/variants\" entry with a \"defaultScope\" for its folder, "
+      .. "or run `bbit add " .. self.bitmap:get(id).rootDir .. " --scope OWNER.SCOPE`")
+end
+
+--- Loads a workflow script by name through the lookup order of SPEC §4
+--- (cached per workspace).
+---@param name string
+---@return any
+function Workspace:script(name)
+  self._scripts = self._scripts or {}
+  if self._scripts[name] == nil then
+    local module = require("bbit.scripts").load(name, self.root)
+    self._scripts[name] = module
+  end
+  return self._scripts[name]
+end
+
+-- Stat-cache entries younger than this are re-hashed next time: a file
+-- changed twice within the filesystem's timestamp granularity would
+-- otherwise look unchanged (git's "racy" problem).
+local RACY_NS = 2 * 1000000000
+
+local function file_mode(st)
+  return (st.mode & 73) ~= 0 and "755" or "644" -- 73 = 0111, any exec bit
+end
+
+--- Scans component `id`'s files: `{id, root_dir, files = {{path, mode, size, blob, abs}},
+--- tree, issues = {...}}`. Uses the stat cache: unchanged files are not re-hashed.
+---@param id string
+---@return table
+function Workspace:scan(id)
+  local entry = self.bitmap:get(id)
+  local root_dir = entry.rootDir
+  local comp = { id = id, root_dir = root_dir, entry = entry, files = {}, issues = {} }
+  local abs_root = self:abs(root_dir)
+  local st = fs.lstat(abs_root)
+  if not st then
+    comp.issues[#comp.issues + 1] = ("missing files: folder %s does not exist"):format(root_dir)
+    return comp
+  end
+  if st.type == "link" then
+    local real = fs.realpath(abs_root)
+    if not real or not path.is_within(self.root, real) then
+      comp.issues[#comp.issues + 1] = ("%s is a symlink to a folder outside the workspace"):format(root_dir)
+      return comp
+    end
+    abs_root = real
+  elseif st.type ~= "dir" then
+    comp.issues[#comp.issues + 1] = ("%s is not a folder"):format(root_dir)
+    return comp
+  end
+  local index = self.scope:index().files
+  local now_ns = math.floor(os.time() * 1e9)
+  for _, e in ipairs(fs.walk(abs_root, { stat = true, ignore = self:ignore_patterns() })) do
+    local abs = abs_root .. "/" .. e.path
+    local info = e
+    if e.type == "link" then
+      local real = fs.realpath(abs)
+      if not real or not path.is_within(abs_root, real) then
+        comp.issues[#comp.issues + 1] = ("%s/%s is a symlink pointing outside the component"):format(root_dir, e.path)
+        info = nil
+      else
+        info = fs.stat(real)
+        info.path = e.path
       end
     end
-    dir = parent
+    if info and info.type == "file" then
+      local key = root_dir .. "/" .. e.path
+      local cached = index[key]
+      local mode = file_mode(info)
+      local blob
+      if cached and cached[1] == info.size and cached[2] == info.mtime_ns and cached[3] == info.ino
+          and cached[4] == mode then
+        blob = cached[5]
+      else
+        local digest = hash.try_sha256_file(abs)
+        if not digest then
+          comp.issues[#comp.issues + 1] = ("missing files: %s vanished while reading"):format(key)
+        else
+          blob = digest
+          if now_ns - info.mtime_ns > RACY_NS then
+            index[key] = { info.size, info.mtime_ns, info.ino, mode, blob }
+          else
+            index[key] = nil
+          end
+          self._index_dirty = true
+        end
+      end
+      if blob then
+        comp.files[#comp.files + 1] = { path = e.path, mode = mode, size = info.size, blob = blob, abs = abs }
+      end
+    end
+  end
+  if #comp.files == 0 and #comp.issues == 0 then
+    comp.issues[#comp.issues + 1] = ("missing files: %s has no files"):format(root_dir)
+  end
+  local main = entry.mainFile
+  if #comp.files > 0 then
+    local has_main = false
+    for _, f in ipairs(comp.files) do
+      if f.path == main then
+        has_main = true
+      end
+    end
+    if not has_main then
+      comp.issues[#comp.issues + 1] = ("missing main file: %s/%s"):format(root_dir, tostring(main))
+    end
+  end
+  comp.tree = M.tree_hash(comp.files)
+  return comp
+end
+
+--- The hash of a file list (path, mode, blob), as stored in version objects.
+---@param files table[]
+---@return string
+function M.tree_hash(files)
+  local list = {}
+  for _, f in ipairs(files) do
+    list[#list + 1] = { f.path, f.mode, f.blob }
+  end
+  table.sort(list, function(a, b)
+    return a[1] < b[1]
+  end)
+  return hash.sha256(json.encode(list))
+end
+
+--- Saves the stat cache if scanning changed it.
+function Workspace:save_index()
+  if self._index_dirty then
+    self.scope:save_index()
+    self._index_dirty = false
   end
 end
 

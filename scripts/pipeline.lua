@@ -1,0 +1,318 @@
+-- The build pipeline (SPEC §4): the ordered task list of each component, run
+-- by `bbit build` and `bbit tag` in dependency order, independent components
+-- in parallel, each task's result cached by the hash of its inputs.
+--
+-- Config: "bbit": {"pipeline": [...]} in workspace.jsonc, overridden per
+-- variant by "bbit.pipeline" in a "teambit.workspace/variants" entry. A task is
+--   "validate" | "test" | "package" | "NAME"  a Lua task: scripts/tasks/NAME.lua
+--                                            (found through the script lookup, so
+--                                            .bbit/scripts/tasks/NAME.lua works)
+--   "npm run lint -- {rootDir}"              a shell command, run in the component's
+--                                            folder; {rootDir} {name} {version}
+--                                            {id} are replaced
+--   {"shell": "...", "name": "lint", "env": ["NODE_ENV"]}  the long forms
+--   {"task": "NAME", ...options}
+--
+-- A Lua task module: return { run = function(component, ctx) ... end,
+--   env = {"VAR"} (env vars that are inputs), inputs = function(component, ctx) ... end
+--   (extra cache-key data), cache = false (never cached) }.
+-- `ctx` gives: workspace, version (nil for build), options (the long form's
+-- table), artifacts_dir, add_artifact(name, path), sh(command, opts),
+-- log(msg), dependencies ({id = {version=, tree=}}).
+local errors = require("bbit.errors")
+local fs = require("bbit.fs")
+local hash = require("bbit.hash")
+local jobs = require("bbit.jobs")
+local json = require("bbit.json")
+local log = require("bbit.log")
+local proc = require("bbit.proc")
+local scripts = require("bbit.scripts")
+local term = require("bbit.term")
+
+local M = {}
+
+M.DEFAULT = { "validate", "test", "package" }
+
+local OUTPUT_TAIL_LINES = 30
+
+--- The task list of `comp` from config, and where it came from.
+function M.tasks_for(comp, ws)
+  local list, pattern = ws:variant_value(comp.root_dir, "bbit.pipeline")
+  local source = pattern and ("variant \"" .. pattern .. "\"") or nil
+  if list == nil then
+    list = ws:bbit_config().pipeline
+    source = list and "workspace.jsonc bbit.pipeline" or "default"
+  end
+  list = list or M.DEFAULT
+  if type(list) ~= "table" then
+    errors.fail(("%s: the pipeline of %s (%s) must be a list of tasks"):format(ws.config_path, comp.id, source))
+  end
+  return list, source
+end
+
+-- Resolves one config entry to a task: {name, kind = "lua"|"shell", module?, found?, command?, options}.
+local function resolve(entry, ws, comp)
+  local options = {}
+  if type(entry) == "table" then
+    options = entry
+    if type(entry.shell) == "string" then
+      return { kind = "shell", command = entry.shell, name = entry.name or entry.shell, options = options,
+        env = entry.env }
+    end
+    entry = entry.task
+  end
+  if type(entry) ~= "string" or entry == "" then
+    errors.fail(("%s: invalid task %s in the pipeline of %s (use a task name, a shell command or {\"shell\": ...})"):format(
+      ws.config_path, json.encode(entry == nil and json.null or entry), comp.id))
+  end
+  if entry:match("^[%w_%-/]+$") then
+    local found = scripts.find("tasks/" .. entry, ws.root)
+    if not found then
+      errors.fail(("unknown task '%s' in the pipeline of %s"):format(entry, comp.id),
+        ("write .bbit/scripts/tasks/%s.lua, or use a shell command (a string with a space), e.g. \"npm run %s\""):format(
+          entry, entry))
+    end
+    local module = scripts.run_chunk(found, ws.root)
+    if type(module) ~= "table" or type(module.run) ~= "function" then
+      errors.fail(("%s: a task module must return a table with a run(component, ctx) function"):format(found.path))
+    end
+    return { kind = "lua", name = options.name or entry, module = module, found = found, options = options }
+  end
+  return { kind = "shell", command = entry, name = options.name or entry, options = options, env = options.env }
+end
+
+local function substitute(command, comp, version)
+  return (command:gsub("{(%w+)}", function(key)
+    local values = { rootDir = comp.root_dir, name = comp.id, id = comp.id, version = version or "" }
+    return values[key] and proc.shell_quote(values[key]) or nil
+  end))
+end
+
+local function tail(text, lines)
+  local all = {}
+  for line in (text or ""):gmatch("[^\n]*") do
+    all[#all + 1] = line
+  end
+  while #all > 0 and all[#all] == "" do
+    all[#all] = nil
+  end
+  local first = math.max(1, #all - lines + 1)
+  return table.concat(all, "\n", first)
+end
+
+-- The cache key of a task run: everything its result depends on.
+local function cache_key(task, comp, deps, version_sensitive, version)
+  local definition
+  if task.kind == "shell" then
+    definition = { "shell", task.command }
+  else
+    definition = { "lua", task.name, hash.sha256(task.found.source), task.options }
+  end
+  local env = {}
+  for _, name in ipairs(task.env or (task.module and task.module.env) or {}) do
+    env[name] = os.getenv(name) or json.null
+  end
+  local extra = json.null
+  if task.module and task.module.inputs then
+    extra = scripts.call(task.found, task.module.inputs, comp, task) or json.null
+  end
+  return hash.sha256(json.encode({
+    definition = definition,
+    tree = comp.tree,
+    deps = deps,
+    env = env,
+    extra = extra,
+    version = version_sensitive and version or json.null,
+  }))
+end
+
+local function cache_path(ws, key)
+  return ws.scope.dir .. "/cache/tasks/" .. key:sub(1, 2) .. "/" .. key .. ".json"
+end
+
+-- Runs one task of one component; returns {artifacts = {name = {blob, size}}, cached = bool, output = text}.
+local function run_task(task, comp, ws, opts, deps)
+  local version_sensitive = task.kind == "shell" and task.command:find("{version}", 1, true) ~= nil
+  local cacheable = not opts.no_cache and not (task.module and task.module.cache == false)
+  local key = cache_key(task, comp, deps, version_sensitive, opts.versions and opts.versions[comp.id])
+  if cacheable then
+    local text = fs.try_read(cache_path(ws, key))
+    local ok, entry = pcall(function()
+      return text and json.decode(text)
+    end)
+    if ok and type(entry) == "table" then
+      local all_present = true
+      for _, a in pairs(entry.artifacts or {}) do
+        all_present = all_present and ws.scope.store:has(a.blob)
+      end
+      if all_present then
+        return { artifacts = entry.artifacts or {}, cached = true, output = "" }
+      end
+    end
+  end
+  local artifacts_dir = fs.tempdir(ws.scope.dir .. "/tmp-build-")
+  local artifacts, output = {}, {}
+  local version = opts.versions and opts.versions[comp.id]
+  local ok, err = pcall(function()
+    if task.kind == "shell" then
+      local command = substitute(task.command, comp, version)
+      local r = proc.run(command, { shell = true, cwd = ws:abs(comp.root_dir), max_output = 1024 * 1024 })
+      output[#output + 1] = r.stdout
+      output[#output + 1] = r.stderr
+      if r.code ~= 0 then
+        errors.fail(("%s: task '%s' failed (%s)"):format(comp.id, task.name,
+          r.timed_out and "timed out" or r.signal and ("killed by signal " .. r.signal) or ("exit code " .. r.code)))
+      end
+    else
+      local ctx = {
+        workspace = ws,
+        version = version,
+        options = task.options,
+        artifacts_dir = artifacts_dir,
+        dependencies = deps,
+        add_artifact = function(name, file)
+          local blob, size = ws.scope.store:put_file(file)
+          artifacts[name] = { blob = blob, size = size }
+        end,
+        log = function(msg)
+          output[#output + 1] = tostring(msg) .. "\n"
+        end,
+        sh = function(command, sh_opts)
+          sh_opts = sh_opts or {}
+          local r = proc.run(command, { shell = type(command) == "string", cwd = sh_opts.cwd or ws:abs(comp.root_dir),
+            env = sh_opts.env, max_output = 1024 * 1024 })
+          output[#output + 1] = r.stdout
+          output[#output + 1] = r.stderr
+          if r.code ~= 0 and sh_opts.check ~= false then
+            errors.fail(("%s: task '%s': command failed (exit code %s): %s"):format(comp.id, task.name,
+              tostring(r.code), type(command) == "string" and command or table.concat(command, " ")))
+          end
+          return r
+        end,
+      }
+      scripts.call(task.found, task.module.run, comp, ctx)
+    end
+  end)
+  fs.remove(artifacts_dir, { recursive = true })
+  local text = table.concat(output)
+  if not ok then
+    local message = errors.message(err)
+    if not message:find(comp.id, 1, true) then
+      message = ("%s: task '%s' failed: %s"):format(comp.id, task.name, message)
+    end
+    local t = tail(text, OUTPUT_TAIL_LINES)
+    if t ~= "" then
+      message = message .. "\n--- output of " .. comp.id .. " / " .. task.name .. " (last lines) ---\n" .. t
+    end
+    if errors.is_failure(err) or type(err) ~= "table" then
+      errors.fail(message)
+    end
+    error(err, 0)
+  end
+  if cacheable then
+    local file = cache_path(ws, key)
+    fs.mkdir(file:match("^(.*)/"))
+    fs.write(file, json.encode({ artifacts = json.object(artifacts) }), { fsync = false })
+  end
+  return { artifacts = artifacts, cached = false, output = text }
+end
+
+-- A waitable that finishes when `done[id]` is set (to wait for dependencies).
+local function dependency_waiter(done, ids)
+  return {
+    kind = "proc",
+    poll_fds = function()
+      return {}
+    end,
+    step = function()
+      for _, id in ipairs(ids) do
+        if not done[id] then
+          return false
+        end
+      end
+      return true
+    end,
+    cancel = function() end,
+  }
+end
+
+--- Runs the pipeline of every component in `ids` (already in dependency
+--- order), at most `opts.jobs` at once; a component starts when the
+--- components it depends on (among `ids`) are done. Returns results by id:
+--- `{ tasks = { {name, cached, duration} }, artifacts = { name = {blob, size} } }`.
+--- On the first failure nothing more starts, running tasks are stopped, and
+--- the failure (naming the component and task, with its output tail) is raised.
+---@param ids string[]
+---@param analysis table from components.analyze
+---@param ws table
+---@param opts {jobs?: integer, no_cache?: boolean, versions?: table}
+---@return table
+function M.run(ids, analysis, ws, opts)
+  local by_id = analysis.by_id
+  local plans = {}
+  local total = 0
+  for _, id in ipairs(ids) do
+    local comp = by_id[id]
+    local list = M.tasks_for(comp, ws)
+    local tasks = {}
+    for _, entry in ipairs(list) do
+      tasks[#tasks + 1] = resolve(entry, ws, comp)
+    end
+    plans[id] = tasks
+    total = total + #tasks
+  end
+  local progress = log.progress(total, "build")
+  local finished_tasks = 0
+  local done, results = {}, {}
+  local in_set = {}
+  for _, id in ipairs(ids) do
+    in_set[id] = true
+  end
+  local work = {}
+  for _, id in ipairs(ids) do
+    work[#work + 1] = function()
+      local comp = by_id[id]
+      local wait_for = {}
+      for _, dep in ipairs(comp.deps) do
+        if in_set[dep] then
+          wait_for[#wait_for + 1] = dep
+        end
+      end
+      if #wait_for > 0 then
+        jobs.await(dependency_waiter(done, wait_for))
+      end
+      local deps = {}
+      for _, dep in ipairs(comp.deps) do
+        local d = by_id[dep]
+        deps[dep] = { tree = d and d.tree or json.null,
+          version = (opts.versions and opts.versions[dep]) or (d and d.head) or json.null }
+      end
+      local result = { tasks = {}, artifacts = {} }
+      for _, task in ipairs(plans[id]) do
+        progress:update(finished_tasks, id .. ": " .. task.name)
+        local started = term.clock()
+        local r = run_task(task, comp, ws, opts, json.object(deps))
+        finished_tasks = finished_tasks + 1
+        local duration = term.clock() - started
+        result.tasks[#result.tasks + 1] = { name = task.name, cached = r.cached, duration = duration }
+        for name, a in pairs(r.artifacts) do
+          result.artifacts[name] = a
+        end
+        progress:line(("%s %s: %s%s"):format(term.color("green", "✔", 2), id, task.name,
+          r.cached and " (cached, inputs unchanged)" or ("  " .. ("%.2fs"):format(duration))))
+        progress:update(finished_tasks, id .. ": " .. task.name)
+      end
+      results[id] = result
+      done[id] = true
+      return result
+    end
+  end
+  local ok, err = pcall(jobs.run, work, { jobs = opts.jobs })
+  progress:done()
+  if not ok then
+    error(err, 0)
+  end
+  return results
+end
+
+return M

@@ -1,0 +1,190 @@
+--- The state of every tracked component: files, issues, target scope,
+--- dependencies, and where it stands (new, modified, staged, pending
+--- auto-tag). Shared by status, build, tag and export.
+local localscope = require("bbit.localscope")
+
+local M = {}
+
+-- Dependencies are cached in the stat cache per component and tree hash, so
+-- an unchanged component's sources are not re-read.
+local function dependencies(ws, comp, entries)
+  local index = ws.scope:index()
+  index.deps = index.deps or {}
+  local cached = index.deps[comp.id]
+  local deps_script_key = ws._deps_key
+  if cached and cached.tree == comp.tree and cached.script == deps_script_key then
+    return cached.deps, cached.unknown
+  end
+  local deps, unknown = ws:script("deps").dependencies(comp, ws, entries)
+  index.deps[comp.id] = { tree = comp.tree, deps = deps, unknown = unknown, script = deps_script_key }
+  ws._index_dirty = true
+  return deps, unknown
+end
+
+--- Analyses the workspace. Returns `{ list = {...}, by_id = {...} }`; each
+--- component: `id, root_dir, entry, files, tree, issues, scope, scope_reason,
+--- ref, versions, staged, head, exported_head, status ("new" | "modified" |
+--- "unchanged"), deps, dependents, unknown_deps, pending_auto_tag`.
+---@param ws table an open workspace
+---@return table
+function M.analyze(ws)
+  local entries = ws.bitmap.entries
+  local found = require("bbit.scripts").find("deps", ws.root)
+  ws._deps_key = found and (found.origin .. ":" .. require("bbit.hash").sha256(found.source)) or "none"
+  local result = { list = {}, by_id = {} }
+  for _, id in ipairs(ws.bitmap:ids()) do
+    local comp = ws:scan(id)
+    comp.scope, comp.scope_reason = ws:target_scope(id)
+    local ref = ws.scope:component(id)
+    comp.ref = ref
+    comp.versions = ref and localscope.versions_of(ref) or {}
+    comp.staged = ref and localscope.staged_of(ref) or {}
+    comp.head = ref and ref.head or nil
+    comp.exported_head = ref and localscope.exported_head(ref) or nil
+    if not comp.head then
+      comp.status = "new"
+    elseif comp.tree and ref.versions[comp.head] and ref.versions[comp.head].tree ~= comp.tree then
+      comp.status = "modified"
+    else
+      comp.status = "unchanged"
+    end
+    if comp.tree then
+      comp.deps, comp.unknown_deps = dependencies(ws, comp, entries)
+    else
+      comp.deps, comp.unknown_deps = {}, {}
+    end
+    for _, name in ipairs(comp.unknown_deps) do
+      comp.issues[#comp.issues + 1] = ("unknown dependency: %s (not a component of this workspace)"):format(name)
+    end
+    comp.dependents = {}
+    result.list[#result.list + 1] = comp
+    result.by_id[id] = comp
+  end
+  for _, comp in ipairs(result.list) do
+    for _, dep in ipairs(comp.deps) do
+      local d = result.by_id[dep]
+      if d then
+        d.dependents[#d.dependents + 1] = comp.id
+      end
+    end
+  end
+  -- pending auto-tag: tagged components depending, directly or not, on a
+  -- new or modified one (they get a patch bump when it is tagged)
+  local function mark(comp, seen)
+    for _, id in ipairs(comp.dependents) do
+      local d = result.by_id[id]
+      if not seen[id] then
+        seen[id] = true
+        if d.status == "unchanged" then
+          d.pending_auto_tag = true
+        end
+        mark(d, seen)
+      end
+    end
+  end
+  for _, comp in ipairs(result.list) do
+    if comp.status ~= "unchanged" then
+      mark(comp, { [comp.id] = true })
+    end
+  end
+  ws:save_index()
+  return result
+end
+
+--- Does a command-line pattern select the component? A pattern is an id, a
+--- rootDir, or a glob over either (`ui/*`, `components/**`).
+---@param pattern string
+---@param comp table
+---@return boolean
+function M.matches(pattern, comp)
+  local fs = require("bbit.fs")
+  pattern = pattern:gsub("/+$", "")
+  return pattern == comp.id or pattern == comp.root_dir or fs.match(pattern, comp.id)
+    or fs.match(pattern, comp.root_dir)
+end
+
+--- The components of `analysis` selected by `patterns` (all when empty);
+--- a pattern that selects nothing is a failure.
+---@param analysis table
+---@param patterns string[]
+---@return table[]
+function M.select(analysis, patterns)
+  if #patterns == 0 then
+    return analysis.list
+  end
+  local out, seen = {}, {}
+  for _, p in ipairs(patterns) do
+    local hit = false
+    for _, comp in ipairs(analysis.list) do
+      if M.matches(p, comp) then
+        hit = true
+        if not seen[comp.id] then
+          seen[comp.id] = true
+          out[#out + 1] = comp
+        end
+      end
+    end
+    if not hit then
+      require("bbit.errors").fail(("no component matches '%s'"):format(p), "see `bbit status` for the tracked components")
+    end
+  end
+  return out
+end
+
+--- Orders `ids` so each comes after its dependencies among them (Kahn's
+--- algorithm, ties by id); raises a failure naming a dependency cycle.
+---@param ids string[]
+---@param by_id table components from `analyze`
+---@return string[]
+function M.order(ids, by_id)
+  local wanted, indegree, out = {}, {}, {}
+  for _, id in ipairs(ids) do
+    wanted[id] = true
+  end
+  for _, id in ipairs(ids) do
+    indegree[id] = 0
+    for _, dep in ipairs(by_id[id].deps) do
+      if wanted[dep] then
+        indegree[id] = indegree[id] + 1
+      end
+    end
+  end
+  local ready = {}
+  for _, id in ipairs(ids) do
+    if indegree[id] == 0 then
+      ready[#ready + 1] = id
+    end
+  end
+  table.sort(ready)
+  while #ready > 0 do
+    local id = table.remove(ready, 1)
+    out[#out + 1] = id
+    local added = false
+    for _, dependent in ipairs(by_id[id].dependents) do
+      if wanted[dependent] then
+        indegree[dependent] = indegree[dependent] - 1
+        if indegree[dependent] == 0 then
+          ready[#ready + 1] = dependent
+          added = true
+        end
+      end
+    end
+    if added then
+      table.sort(ready)
+    end
+  end
+  if #out < #ids then
+    local stuck = {}
+    for _, id in ipairs(ids) do
+      if indegree[id] > 0 then
+        stuck[#stuck + 1] = id
+      end
+    end
+    table.sort(stuck)
+    require("bbit.errors").fail("dependency cycle between components: " .. table.concat(stuck, ", "),
+      "remove one of the imports or declared dependencies that form the cycle")
+  end
+  return out
+end
+
+return M

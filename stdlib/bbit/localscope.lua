@@ -1,0 +1,183 @@
+--- The workspace's local scope (SPEC §2.3): `.git/bit/` when the workspace
+--- root has a `.git` directory, else `.bit/`. It holds the object store, the
+--- component refs (`refs.json`), the stat cache (`index.json`), the
+--- journal of multi-file updates and the build cache.
+---
+--- refs.json:
+---   { "format": 1, "components": { "<id>": {
+---       "head": "0.0.2",                       -- the local head version
+---       "versions": { "0.0.1": { "id": "<version object id>", "tree": "<files hash>",
+---                                "exported": true } },
+---       "remote": { "scope": "my-org.ui", "head": "0.0.1" }  -- last known remote head
+---   } } }
+local errors = require("bbit.errors")
+local fs = require("bbit.fs")
+local json = require("bbit.json")
+local semver = require("bbit.semver")
+local store = require("bbit.store")
+
+local M = {}
+
+local Scope = {}
+Scope.__index = Scope
+
+--- The local scope directory of the workspace at `root`.
+---@param root string
+---@return string
+function M.dir_for(root)
+  if fs.is_dir(root .. "/.git") then
+    return root .. "/.git/bit"
+  end
+  return root .. "/.bit"
+end
+
+--- Opens (with `create`, creates) the local scope of the workspace at `root`.
+---@param root string
+---@param opts? {create?: boolean}
+---@return table scope
+function M.open(root, opts)
+  local dir = M.dir_for(root)
+  if not fs.is_dir(dir) then
+    if not (opts and opts.create) then
+      errors.fail(("the local scope %s is missing"):format(dir), "run `bbit init` in " .. root .. " to create it")
+    end
+    fs.mkdir(dir)
+  end
+  local s = setmetatable({ root = root, dir = dir }, Scope)
+  s.store = store.open(dir, { create = true })
+  return s
+end
+
+--- Takes the workspace lock (`<scope>/lock`) for the duration of a command
+--- that writes. A second bbit fails with "locked by pid N".
+---@param opts? {wait?: boolean}
+---@return table lock handle (release with :release() or <close>)
+function Scope:lock(opts)
+  local wait = opts and opts.wait
+  return fs.lock(self.dir .. "/lock", { wait = wait, timeout = wait and 30 or nil })
+end
+
+local function read_json(path, default)
+  local text = fs.try_read(path)
+  if text == nil then
+    return default
+  end
+  return json.decode(text, { name = path })
+end
+
+--- The refs (loaded once per scope object).
+---@return table
+function Scope:refs()
+  if not self._refs then
+    self._refs = read_json(self.dir .. "/refs.json", nil) or { format = 1, components = {} }
+    self._refs.components = self._refs.components or {}
+  end
+  return self._refs
+end
+
+--- Writes the refs atomically (fsynced: they make objects reachable).
+function Scope:save_refs()
+  fs.write(self.dir .. "/refs.json", json.encode(self:refs(), { pretty = true }))
+end
+
+--- The ref of component `id`, or nil.
+---@param id string
+---@return table|nil
+function Scope:component(id)
+  return self:refs().components[id]
+end
+
+--- The versions of a component's ref, sorted ascending.
+---@param ref table
+---@return string[]
+function M.versions_of(ref)
+  local list = {}
+  for v in pairs(ref.versions or {}) do
+    list[#list + 1] = v
+  end
+  return semver.sort(list)
+end
+
+--- The staged (tagged, never exported) versions of a ref, ascending.
+---@param ref table
+---@return string[]
+function M.staged_of(ref)
+  local out = {}
+  for _, v in ipairs(M.versions_of(ref)) do
+    if not ref.versions[v].exported then
+      out[#out + 1] = v
+    end
+  end
+  return out
+end
+
+--- The newest exported version of a ref, or nil.
+---@param ref table
+---@return string|nil
+function M.exported_head(ref)
+  local head
+  for _, v in ipairs(M.versions_of(ref)) do
+    if ref.versions[v].exported then
+      head = v
+    end
+  end
+  return head
+end
+
+--- Stores a version object (canonical compact JSON); returns its id.
+---@param obj table
+---@return string id
+function Scope:put_version(obj)
+  return self.store:put(json.encode(obj))
+end
+
+--- Reads and decodes the version object `id` (hash verified).
+---@param id string
+---@return table
+function Scope:read_version(id)
+  return json.decode(self.store:get(id), { name = "version object " .. id })
+end
+
+--- The stat cache: { files = { "<path>": [size, mtime_ns, ino, mode, blob] } }.
+---@return table
+function Scope:index()
+  if not self._index then
+    local ok, index = pcall(read_json, self.dir .. "/index.json", nil)
+    -- A damaged stat cache is only a cache: start over.
+    self._index = ok and type(index) == "table" and index.files and index or { format = 1, files = {} }
+  end
+  return self._index
+end
+
+--- Writes the stat cache (no fsync: losing it only costs re-hashing).
+function Scope:save_index()
+  fs.write(self.dir .. "/index.json", json.encode(self:index()), { fsync = false })
+end
+
+-- Journal: a multi-file update (refs + .bitmap) is first written as one
+-- journal file, then applied, then the journal is removed. A command that
+-- finds a journal re-applies it (roll forward), so an interrupted tag or
+-- export leaves `.bitmap` either old or new, never half.
+
+--- Writes the journal entry `name` (e.g. "tag") with `data`.
+---@param name string
+---@param data table
+function Scope:journal_write(name, data)
+  fs.mkdir(self.dir .. "/journal")
+  fs.write(self.dir .. "/journal/" .. name .. ".json", json.encode(data))
+end
+
+--- Removes the journal entry `name`.
+---@param name string
+function Scope:journal_clear(name)
+  fs.remove(self.dir .. "/journal/" .. name .. ".json")
+end
+
+--- The journal entry `name`, or nil.
+---@param name string
+---@return table|nil
+function Scope:journal_read(name)
+  return read_json(self.dir .. "/journal/" .. name .. ".json", nil)
+end
+
+return M
