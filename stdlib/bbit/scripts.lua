@@ -139,7 +139,8 @@ function M.call(found, fn, ...)
     return fn(...)
   end
   local results = table.pack(xpcall(fn, function(err)
-    return M.attribute(err, nil, 3)
+    local attributed = M.attribute(err, nil, 3) -- not a tail call: level 3 is the raising function
+    return attributed
   end, ...))
   if not results[1] then
     error(results[2], 0)

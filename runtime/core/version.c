@@ -1,2 +1,0 @@
-/* placeholder so the bbitcore library has a member until the first core C file lands */
-int bbit_core_placeholder;

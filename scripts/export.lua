@@ -1,0 +1,393 @@
+-- The export workflow (`bbit export`, SPEC §5): named steps a workspace can
+-- wrap or hook into (see `bbit scripts show export`).
+--
+--   resume     finish an export an interruption left in the journal
+--   collect    the staged versions to send (the patterns given, else all),
+--              plus staged dependencies they need
+--   group      by target scope
+--   resolve    the server of each scope (bbit remote, bbit.remotes, hub)
+--   negotiate  ask each scope which objects it lacks
+--   upload     send only those, in parallel
+--   prepare    one transaction per server (all its scopes): objects verified,
+--              heads checked, components locked; nothing visible yet
+--   commit     the decision is journaled, then every server commits
+--   update     refs and .bitmap (SPEC §2.2), through the journal
+--   report     the summary and the git hint
+--
+-- ctx: workspace, opts, patterns, staged ({id, scope, versions = {{version, id}}}),
+-- scopes (scope -> list), servers (url -> {scopes, client}), objects (scope ->
+-- ids), missing (scope -> ids), txns (url -> txn id), uploaded (count, bytes).
+local errors = require("bbit.errors")
+local inspect = require("bbit.inspect")
+local jobs = require("bbit.jobs")
+local json = require("bbit.json")
+local localscope = require("bbit.localscope")
+local log = require("bbit.log")
+local remote = require("bbit.remote")
+local workflow = require("bbit.workflow")
+
+local export = workflow.new("export")
+
+local JOURNAL = "export"
+
+local function random_id()
+  local f = assert(io.open("/dev/urandom", "rb"))
+  local bytes = f:read(16)
+  f:close()
+  return (bytes:gsub(".", function(c)
+    return ("%02x"):format(c:byte())
+  end))
+end
+
+-- Marks the exported versions in the refs and .bitmap (SPEC §2.2).
+local function update_local(ws, components)
+  local refs = ws.scope:refs()
+  for _, c in ipairs(components) do
+    local ref = refs.components[c.name]
+    if ref then
+      local head
+      for _, v in ipairs(c.versions) do
+        if ref.versions[v.version] and ref.versions[v.version].id == v.id then
+          ref.versions[v.version].exported = true
+          head = v.version
+        end
+      end
+      if head then
+        ref.remote = { scope = c.scope, head = head }
+        local entry = ws.bitmap:get(c.name)
+        if entry then
+          entry.scope = c.scope
+          entry.version = ref.head
+          entry.defaultScope = nil
+        end
+      end
+    end
+  end
+  ws:commit_changes("export-local")
+end
+
+-- Finishes the journaled export `j`: commits everywhere when the decision
+-- was made, else aborts what was prepared. Returns true when it committed.
+local function finish_journal(ws, j, quiet)
+  if j.state == "committing" then
+    for _, s in ipairs(j.servers) do
+      remote.client(s.url):commit(s.txn)
+    end
+    update_local(ws, j.components)
+    ws.scope:journal_clear(JOURNAL)
+    if not quiet then
+      print(("finished the interrupted export %s (%d component(s))"):format(j.id, #j.components))
+    end
+    return true
+  end
+  for _, s in ipairs(j.servers) do
+    if s.txn then
+      pcall(function()
+        remote.client(s.url):abort(s.txn)
+      end)
+    end
+  end
+  ws.scope:journal_clear(JOURNAL)
+  return false
+end
+
+export:step("resume", function(ctx)
+  local ws = ctx.workspace
+  local j = ws.scope:journal_read(JOURNAL)
+  if ctx.opts.resume and (not j or j.id ~= ctx.opts.resume) then
+    errors.fail(("no interrupted export with id %s"):format(ctx.opts.resume),
+      j and ("the pending one is " .. j.id) or "nothing is pending: run `bbit export`")
+  end
+  if j then
+    log.info("resuming the interrupted export %s", j.id)
+    ctx.resumed = finish_journal(ws, j)
+    ws.bitmap = require("bbit.bitmap").read(ws.root .. "/.bitmap")
+    if ctx.opts.resume then
+      ctx.stop = true
+    end
+  end
+end)
+
+export:step("collect", function(ctx)
+  local ws = ctx.workspace
+  local refs = ws.scope:refs()
+  local components = require("bbit.components")
+  local wanted = {}
+  local ids = {}
+  for id in pairs(refs.components) do
+    ids[#ids + 1] = id
+  end
+  table.sort(ids)
+  local function staged(id)
+    local ref = refs.components[id]
+    return ref and localscope.staged_of(ref) or {}
+  end
+  for _, id in ipairs(ids) do
+    local entry = ws.bitmap:get(id)
+    local comp = { id = id, root_dir = entry and entry.rootDir or id }
+    local selected = #ctx.patterns == 0
+    for _, p in ipairs(ctx.patterns) do
+      selected = selected or components.matches(p, comp)
+    end
+    if selected and #staged(id) > 0 then
+      wanted[id] = true
+    end
+  end
+  if #ctx.patterns > 0 and next(wanted) == nil then
+    errors.fail("nothing staged matches " .. table.concat(ctx.patterns, " "), "see `bbit status`")
+  end
+  -- staged dependencies of what is exported go along (their versions are referenced)
+  local queue = {}
+  for id in pairs(wanted) do
+    queue[#queue + 1] = id
+  end
+  while #queue > 0 do
+    local id = table.remove(queue)
+    local ref = refs.components[id]
+    for _, v in ipairs(staged(id)) do
+      local obj = ws.scope:read_version(ref.versions[v].id)
+      for _, dep in ipairs(obj.dependencies or {}) do
+        local dep_ref = refs.components[dep.id]
+        if dep_ref and dep_ref.versions[dep.version] and not dep_ref.versions[dep.version].exported
+            and not wanted[dep.id] then
+          wanted[dep.id] = true
+          queue[#queue + 1] = dep.id
+          log.info("also exporting %s: %s@%s depends on its staged version %s", dep.id, id, v, dep.version)
+        end
+      end
+    end
+  end
+  ctx.staged = {}
+  for _, id in ipairs(ids) do
+    if wanted[id] then
+      local versions = {}
+      for _, v in ipairs(staged(id)) do
+        versions[#versions + 1] = { version = v, id = refs.components[id].versions[v].id }
+      end
+      ctx.staged[#ctx.staged + 1] = { id = id, versions = versions }
+    end
+  end
+  if #ctx.staged == 0 then
+    if not ctx.resumed then
+      print("nothing to export (no staged versions; `bbit tag` creates them)")
+    end
+    ctx.stop = true
+  end
+end)
+
+export:step("group", function(ctx)
+  local ws = ctx.workspace
+  ctx.scopes = {}
+  ctx.scope_names = {}
+  for _, c in ipairs(ctx.staged) do
+    if not ws.bitmap:get(c.id) then
+      errors.fail(("%s has staged versions but is not in .bitmap"):format(c.id),
+        "restore .bitmap from version control, or `bbit reset " .. c.id .. "`")
+    end
+    local scope = ws:target_scope(c.id)
+    if not scope then
+      ws:no_scope_error(c.id)
+    end
+    c.scope = scope
+    if not ctx.scopes[scope] then
+      ctx.scopes[scope] = {}
+      ctx.scope_names[#ctx.scope_names + 1] = scope
+    end
+    table.insert(ctx.scopes[scope], c)
+  end
+  table.sort(ctx.scope_names)
+end)
+
+export:step("resolve", function(ctx)
+  ctx.servers, ctx.server_urls = {}, {}
+  for _, scope in ipairs(ctx.scope_names) do
+    local url, how = remote.server_for(scope, ctx.workspace)
+    if not url then
+      remote.no_server_error(scope)
+    end
+    log.verbose("scope %s -> %s (%s)", scope, url, how)
+    if not ctx.servers[url] then
+      ctx.servers[url] = { url = url, scopes = {}, client = remote.client(url) }
+      ctx.server_urls[#ctx.server_urls + 1] = url
+    end
+    table.insert(ctx.servers[url].scopes, scope)
+  end
+  table.sort(ctx.server_urls)
+end)
+
+-- Every object a version needs on the server: the version object, its files and artifacts.
+local function objects_of(ws, versions, into, seen)
+  for _, v in ipairs(versions) do
+    local obj = ws.scope:read_version(v.id)
+    for _, id in ipairs({ v.id }) do
+      if not seen[id] then
+        seen[id] = true
+        into[#into + 1] = id
+      end
+    end
+    for _, list in ipairs({ obj.files or {}, obj.artifacts or {} }) do
+      for _, f in ipairs(list) do
+        if not seen[f.blob] then
+          seen[f.blob] = true
+          into[#into + 1] = f.blob
+        end
+      end
+    end
+  end
+end
+
+export:step("negotiate", function(ctx)
+  local ws = ctx.workspace
+  ctx.objects, ctx.missing = {}, {}
+  for _, scope in ipairs(ctx.scope_names) do
+    local ids, seen = {}, {}
+    for _, c in ipairs(ctx.scopes[scope]) do
+      objects_of(ws, c.versions, ids, seen)
+    end
+    ctx.objects[scope] = ids
+  end
+  if ctx.opts.dry_run then
+    print("dry run: nothing is sent")
+    for _, url in ipairs(ctx.server_urls) do
+      for _, scope in ipairs(ctx.servers[url].scopes) do
+        local bytes = 0
+        for _, id in ipairs(ctx.objects[scope]) do
+          bytes = bytes + ws.scope.store:size_on_disk(id)
+        end
+        print(("%s → %s  (%d objects, %s compressed)"):format(scope, url, #ctx.objects[scope], inspect.size(bytes)))
+        for _, c in ipairs(ctx.scopes[scope]) do
+          local vs = {}
+          for _, v in ipairs(c.versions) do
+            vs[#vs + 1] = v.version
+          end
+          print(("  > %s@%s"):format(c.id, table.concat(vs, ", ")))
+        end
+      end
+    end
+    ctx.stop = true
+    return
+  end
+  for _, url in ipairs(ctx.server_urls) do
+    local server = ctx.servers[url]
+    for _, scope in ipairs(server.scopes) do
+      ctx.missing[scope] = server.client:missing(scope, ctx.objects[scope])
+    end
+  end
+end)
+
+export:step("upload", function(ctx)
+  local ws = ctx.workspace
+  local work = {}
+  ctx.uploaded = { count = 0, bytes = 0, skipped = 0 }
+  for _, url in ipairs(ctx.server_urls) do
+    local server = ctx.servers[url]
+    for _, scope in ipairs(server.scopes) do
+      ctx.uploaded.skipped = ctx.uploaded.skipped + #ctx.objects[scope] - #ctx.missing[scope]
+      for _, id in ipairs(ctx.missing[scope]) do
+        work[#work + 1] = { client = server.client, scope = scope, id = id }
+      end
+    end
+  end
+  if #work == 0 then
+    return
+  end
+  local progress = log.progress(#work, "upload")
+  local done = 0
+  local list = {}
+  for i, w in ipairs(work) do
+    list[i] = function()
+      local file = ws.scope.store:path(w.id)
+      w.client:upload(w.scope, w.id, file)
+      done = done + 1
+      ctx.uploaded.count = ctx.uploaded.count + 1
+      ctx.uploaded.bytes = ctx.uploaded.bytes + ws.scope.store:size_on_disk(w.id)
+      progress:update(done, w.scope .. " " .. w.id:sub(1, 12))
+    end
+  end
+  local ok, err = pcall(jobs.run, list, { jobs = ctx.opts.jobs or 8 })
+  progress:done()
+  if not ok then
+    error(err, 0)
+  end
+end)
+
+export:step("prepare", function(ctx)
+  local ws = ctx.workspace
+  local j = { id = random_id(), state = "preparing", servers = {}, components = {} }
+  for _, url in ipairs(ctx.server_urls) do
+    -- the transaction id is ours and journaled first, so an interrupted
+    -- export can always commit or abort what a server prepared
+    j.servers[#j.servers + 1] = { url = url, txn = j.id }
+    for _, scope in ipairs(ctx.servers[url].scopes) do
+      for _, c in ipairs(ctx.scopes[scope]) do
+        j.components[#j.components + 1] = { scope = scope, name = c.id, versions = c.versions }
+      end
+    end
+  end
+  ctx.journal = j
+  ws.scope:journal_write(JOURNAL, j)
+  for i, url in ipairs(ctx.server_urls) do
+    local server = ctx.servers[url]
+    local body = {}
+    for _, scope in ipairs(server.scopes) do
+      for _, c in ipairs(ctx.scopes[scope]) do
+        local versions = {}
+        for _, v in ipairs(c.versions) do
+          versions[#versions + 1] = { version = v.version, id = v.id }
+        end
+        body[#body + 1] = { scope = scope, name = c.id, versions = json.array(versions) }
+      end
+    end
+    local ok, result = pcall(server.client.prepare, server.client, body, j.id)
+    if not ok then
+      -- presumed abort: release what the other servers prepared
+      finish_journal(ws, j, true)
+      error(result, 0)
+    end
+    j.servers[i].txn = result.id or j.id
+  end
+  ws.scope:journal_write(JOURNAL, j)
+end)
+
+export:step("commit", function(ctx)
+  local ws = ctx.workspace
+  local j = ctx.journal
+  j.state = "committing" -- the decision: from here on, every server commits
+  ws.scope:journal_write(JOURNAL, j)
+  for _, s in ipairs(j.servers) do
+    remote.client(s.url):commit(s.txn)
+  end
+end)
+
+export:step("update", function(ctx)
+  local ws = ctx.workspace
+  update_local(ws, ctx.journal.components)
+  ws.scope:journal_clear(JOURNAL)
+end)
+
+export:step("report", function(ctx)
+  local count = 0
+  for _, scope in ipairs(ctx.scope_names) do
+    count = count + #ctx.scopes[scope]
+  end
+  print(("exported %d component(s) to %d scope(s):"):format(count, #ctx.scope_names))
+  for _, url in ipairs(ctx.server_urls) do
+    for _, scope in ipairs(ctx.servers[url].scopes) do
+      print(("  %s (%s)"):format(scope, url))
+      for _, c in ipairs(ctx.scopes[scope]) do
+        local vs = {}
+        for _, v in ipairs(c.versions) do
+          vs[#vs + 1] = v.version
+        end
+        print(("    > %s@%s"):format(c.id, table.concat(vs, ", ")))
+      end
+    end
+  end
+  print(("uploaded %d object(s), %s (%d already on the server)"):format(ctx.uploaded.count,
+    inspect.size(ctx.uploaded.bytes), ctx.uploaded.skipped))
+  print("")
+  print(".bitmap was updated; commit it:")
+  print("  git commit -am 'updated .bitmap file after a successful export'")
+end)
+
+return export
