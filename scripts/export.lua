@@ -18,6 +18,7 @@
 -- scopes (scope -> list), servers (url -> {scopes, client}), objects (scope ->
 -- ids), missing (scope -> ids), txns (url -> txn id), uploaded (count, bytes).
 local errors = require("bbit.errors")
+local fault = require("bbit.fault")
 local inspect = require("bbit.inspect")
 local jobs = require("bbit.jobs")
 local json = require("bbit.json")
@@ -302,6 +303,7 @@ export:step("upload", function(ctx)
       ctx.uploaded.count = ctx.uploaded.count + 1
       ctx.uploaded.bytes = ctx.uploaded.bytes + ws.scope.store:size_on_disk(w.id)
       progress:update(done, w.scope .. " " .. w.id:sub(1, 12))
+      fault.point("export:during-upload")
     end
   end
   local ok, err = pcall(jobs.run, list, { jobs = ctx.opts.jobs or 8 })
@@ -347,6 +349,7 @@ export:step("prepare", function(ctx)
     j.servers[i].txn = result.id or j.id
   end
   ws.scope:journal_write(JOURNAL, j)
+  fault.point("export:after-prepare")
 end)
 
 export:step("commit", function(ctx)
@@ -356,6 +359,7 @@ export:step("commit", function(ctx)
   ws.scope:journal_write(JOURNAL, j)
   for _, s in ipairs(j.servers) do
     remote.client(s.url):commit(s.txn)
+    fault.point("export:after-commit")
   end
 end)
 

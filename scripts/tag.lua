@@ -16,6 +16,7 @@
 -- (pipeline results), objects (id -> version object id), tagged (list).
 local components = require("bbit.components")
 local errors = require("bbit.errors")
+local fault = require("bbit.fault")
 local json = require("bbit.json")
 local proc = require("bbit.proc")
 local semver = require("bbit.semver")
@@ -225,6 +226,7 @@ tag:step("store", function(ctx)
     }
     ctx.objects[id] = ws.scope:put_version(obj)
   end
+  fault.point("tag:after-objects")
 end)
 
 tag:step("commit", function(ctx)

@@ -81,7 +81,9 @@ again in a workspace changes nothing.]],
       print(("workspace already initialized at %s; nothing changed"):format(root))
     else
       print(("initialized a bbit workspace in %s (created %s)"):format(root, table.concat(created, ", ")))
-      if not scope then
+      local ok, config = pcall(require("bbit.json").read, config)
+      local ws_config = ok and type(config) == "table" and config[workspace.WORKSPACE_ASPECT] or {}
+      if not scope and not (type(ws_config) == "table" and ws_config.defaultScope) then
         print("next: set \"defaultScope\" in workspace.jsonc, then `bbit add DIR`")
       else
         print("next: `bbit add DIR` to track a component")

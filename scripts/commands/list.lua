@@ -5,9 +5,28 @@ local workspace = require("bbit.workspace")
 
 return {
   summary = "list the components of the local scope (or of a remote scope)",
-  usage = "bbit list [--json]",
+  usage = "bbit list [SCOPE] [--json]",
+  description = [[
+Without SCOPE: the components of the workspace's local scope, with their
+staged versions. With SCOPE (owner.scope): the components of that remote scope.]],
   options = { { "json", type = "boolean", help = "print JSON" } },
   run = function(ctx)
+    if ctx.args[1] then
+      local remote = require("bbit.remote")
+      local scope = ctx.args[1]
+      local root = workspace.find_root()
+      local url = remote.server_for(scope, root and workspace.open(root) or nil) or remote.no_server_error(scope)
+      local list = remote.client(url):components(scope)
+      if ctx.opts.json then
+        io.write(json.encode({ scope = scope, server = url, components = json.array(list) }, { pretty = true }))
+        return 0
+      end
+      print(("%s (%s): %d component(s)"):format(scope, url, #list))
+      for _, c in ipairs(list) do
+        print(("  %-32s %-10s %s"):format(c.name, c.head, c.updated_at or ""))
+      end
+      return 0
+    end
     local ws = workspace.open()
     local refs = ws.scope:refs()
     local ids = {}

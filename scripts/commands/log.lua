@@ -6,13 +6,24 @@ local workspace = require("bbit.workspace")
 
 return {
   summary = "show the versions of a component with their log",
-  usage = "bbit log ID [--json]",
-  options = { { "json", type = "boolean", help = "print JSON" } },
+  usage = "bbit log ID [--remote] [--json]",
+  description = "ID is a component of the workspace, or OWNER.SCOPE/NAME with --remote.",
+  options = {
+    { "remote", type = "boolean", help = "read the component from its remote scope (ID = OWNER.SCOPE/NAME)" },
+    { "json", type = "boolean", help = "print JSON" },
+  },
   run = function(ctx)
     local id = ctx.args[1] or require("bbit.errors").usage("bbit log needs a component id: bbit log ID")
-    id = inspect.split_id(id)
-    local ws = workspace.open()
-    local history = inspect.history(ws, inspect.local_ref(ws, id))
+    local history
+    if ctx.opts.remote then
+      local scope, name, _, info, client = inspect.remote_component(id)
+      history = inspect.remote_history(client, scope, info)
+      id = scope .. "/" .. name
+    else
+      id = inspect.split_id(id)
+      local ws = workspace.open()
+      history = inspect.history(ws, inspect.local_ref(ws, id))
+    end
     if ctx.opts.json then
       local out = {}
       for _, h in ipairs(history) do

@@ -44,7 +44,7 @@ local function read_password(ctx)
     return (line:gsub("\r$", ""))
   end
   if not require("bbit.term").isatty(0) then
-    errors.fail("no terminal to ask for the password", "pipe it in with --password-stdin, e.g. `echo \"$PW\" | bbit server user add NAME --password-stdin --root DIR`")
+    errors.fail("no terminal to ask for the password: use --password-stdin", "pipe it in with --password-stdin, e.g. `echo \"$PW\" | bbit server user add NAME --password-stdin --root DIR`")
   end
   local pw = errors.check(server.read_password("Password: "))
   local again = errors.check(server.read_password("Repeat the password: "))

@@ -6,19 +6,34 @@ local workspace = require("bbit.workspace")
 
 return {
   summary = "show a component version: files, dependencies, artifacts, log",
-  usage = "bbit show ID[@VERSION] [--json]",
-  options = { { "json", type = "boolean", help = "print JSON (the version object)" } },
+  usage = "bbit show ID[@VERSION] [--remote] [--json]",
+  description = "ID is a component of the workspace, or OWNER.SCOPE/NAME with --remote.",
+  options = {
+    { "remote", type = "boolean", help = "read the component from its remote scope (ID = OWNER.SCOPE/NAME)" },
+    { "json", type = "boolean", help = "print JSON (the version object)" },
+  },
   run = function(ctx)
     local arg = ctx.args[1] or errors.usage("bbit show needs a component id: bbit show ID[@VERSION]")
-    local id, version = inspect.split_id(arg)
-    local ws = workspace.open()
-    local ref = inspect.local_ref(ws, id)
-    version = version or ref.head
-    local entry = ref.versions[version]
-    if not entry then
-      errors.fail(("%s has no version %s"):format(id, version), "see `bbit log " .. id .. "` for its versions")
+    local id, version, entry, obj
+    if ctx.opts.remote then
+      local scope, name, v, info, client = inspect.remote_component(arg)
+      id, version = scope .. "/" .. name, v or info.head
+      for _, h in ipairs(inspect.remote_history(client, scope, info)) do
+        if h.version == version then
+          entry, obj = { id = h.id, exported = true }, h.object
+        end
+      end
+    else
+      id, version = inspect.split_id(arg)
+      local ws = workspace.open()
+      local ref = inspect.local_ref(ws, id)
+      version = version or ref.head
+      entry = ref.versions[version]
+      obj = entry and ws.scope:read_version(entry.id)
     end
-    local obj = ws.scope:read_version(entry.id)
+    if not entry then
+      errors.fail(("%s has no version %s"):format(id, tostring(version)), "see `bbit log " .. id .. "` for its versions")
+    end
     if ctx.opts.json then
       obj.id = entry.id
       obj.exported = entry.exported == true

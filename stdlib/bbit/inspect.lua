@@ -56,4 +56,49 @@ function M.size(n)
   return ("%.1f GB"):format(n / 1024 / 1024 / 1024)
 end
 
+--- A store to keep fetched objects in: the workspace's local scope, else a
+--- cache under $BBIT_HOME.
+function M.object_store()
+  local root = require("bbit.workspace").find_root()
+  if root then
+    return require("bbit.localscope").open(root).store
+  end
+  local dir = require("bbit.config").home() .. "/cache"
+  return require("bbit.store").open(dir, { create = true })
+end
+
+--- Reads a component of a remote scope: `arg` is OWNER.SCOPE/NAME[@VERSION].
+--- Returns scope, name, version (or nil), the server's component info, and a client.
+function M.remote_component(arg)
+  local remote = require("bbit.remote")
+  local id, version = M.split_id(arg)
+  local scope, name = id:match("^([^/]+)/(.+)$")
+  if not scope then
+    errors.usage(("'%s' is not a full component id (expected OWNER.SCOPE/NAME, e.g. my-org.ui/ui/button)"):format(arg))
+  end
+  local root = require("bbit.workspace").find_root()
+  local ws = root and require("bbit.workspace").open(root) or nil
+  local url = remote.server_for(scope, ws) or remote.no_server_error(scope)
+  local client = remote.client(url)
+  return scope, name, version, client:component(scope, name), client
+end
+
+--- The history of a remote component, newest first, like `history`.
+function M.remote_history(client, scope, info)
+  local fetch = require("bbit.fetch")
+  local store = M.object_store()
+  local ids = {}
+  for _, v in ipairs(info.versions) do
+    ids[#ids + 1] = v.id
+  end
+  fetch.objects(client, scope, store, ids)
+  local out = {}
+  for i = #info.versions, 1, -1 do
+    local v = info.versions[i]
+    out[#out + 1] = { version = v.version, id = v.id, exported = true,
+      object = require("bbit.json").decode(store:get(v.id), { name = "version object " .. v.id }) }
+  end
+  return out
+end
+
 return M

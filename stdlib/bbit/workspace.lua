@@ -2,6 +2,7 @@
 --- its `.bitmap`, its local scope, and the state of each tracked component.
 local bitmap = require("bbit.bitmap")
 local errors = require("bbit.errors")
+local fault = require("bbit.fault")
 local fs = require("bbit.fs")
 local hash = require("bbit.hash")
 local json = require("bbit.json")
@@ -101,6 +102,7 @@ end
 -- an interrupted command is finished by the next one (roll forward).
 local function apply_journal(ws, name, j)
   fs.write(ws.scope.dir .. "/refs.json", j.refs)
+  fault.point(name .. ":after-refs")
   fs.write(ws.root .. "/.bitmap", j.bitmap)
   ws.scope:journal_clear(name)
   ws.scope._refs = nil
@@ -125,6 +127,7 @@ function Workspace:commit_changes(name)
     bitmap = self.bitmap:encode(),
   }
   self.scope:journal_write(name, j)
+  fault.point(name .. ":after-journal")
   apply_journal(self, name, j)
 end
 
