@@ -1,0 +1,161 @@
+/* The object store (SPEC §2.3): content-addressed, immutable objects.
+ *
+ * An object's id is the lowercase hex SHA-256 of its canonical (uncompressed)
+ * bytes; for a file blob that is exactly `sha256sum FILE`. On disk an object
+ * is <dir>/objects/<id[0..2]>/<id[2..64]>, holding one zstd frame of its bytes
+ * (level BBIT_STORE_ZSTD_LEVEL; any valid single frame is accepted from
+ * outside, see mode BBIT_STORE_COMPRESSED).
+ *
+ * Writes are atomic: bytes go to a fresh temp file under <dir>/objects/tmp/
+ * (mkstemp, O_EXCL), which is renamed into place only after the content hash
+ * is known (and matches the expected id, if one was given). When the object
+ * already exists the temp file is dropped: an object is never rewritten.
+ *
+ * Durability: fsync is off by default (BBIT_STORE_FSYNC turns it on). A
+ * process crash cannot tear a renamed file, and an object only matters once
+ * a ref points at it; the writers of refs fsync those. After a power loss an
+ * unsynced object may be missing or empty; a read then reports it (hash
+ * verification) instead of returning wrong bytes.
+ *
+ * Reads verify: every read decompresses and hashes the whole object, and the
+ * caller never receives bytes that did not hash to the id (memory reads
+ * return only after verification; file reads write a temp file beside the
+ * destination and rename it only after verification).
+ *
+ * Streaming: file-based calls and the writer work in fixed-size chunks
+ * (~128 KiB buffers plus the zstd contexts, a few MB), whatever the object
+ * size. The decoder refuses frames whose window exceeds 2^BBIT_STORE_WINDOW_LOG_MAX
+ * bytes, so a hostile frame cannot demand a large allocation.
+ *
+ * Errors: functions returning int return 0 on success and -1 on failure, with
+ * a message in err (NUL-terminated, truncated to errlen; err may be NULL when
+ * errlen is 0). Messages start with "object store: " and name the path or id,
+ * e.g. "object store: /s/objects/ab/cd..: corrupt object (content hash is X,
+ * expected Y)". Ids from outside are validated (bbit_store_is_id) before any
+ * path is built from them.
+ *
+ * Threads: there is no global state. A bbit_store is read-only after open,
+ * so distinct threads may call any function on one store concurrently; a
+ * writer belongs to one thread at a time.
+ */
+#ifndef BBIT_STORE_H
+#define BBIT_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define BBIT_STORE_ID_LEN 64          /* hex digits of an id (without NUL) */
+#define BBIT_STORE_ZSTD_LEVEL 3       /* compression level of objects written here */
+#define BBIT_STORE_WINDOW_LOG_MAX 23  /* largest accepted zstd window: 8 MiB */
+#define BBIT_STORE_ERR_SIZE 1024      /* a comfortable size for err buffers */
+
+typedef struct bbit_store bbit_store;
+typedef struct bbit_store_writer bbit_store_writer;
+
+/* Flags of bbit_store_open. */
+enum {
+    BBIT_STORE_CREATE = 1, /* create <dir>, objects/ and objects/tmp/ as needed */
+    BBIT_STORE_FSYNC = 2,  /* fsync each new object and its directory before rename returns */
+};
+
+/* What a writer is fed. */
+enum bbit_store_input {
+    BBIT_STORE_RAW,        /* the object's bytes: hashed and compressed */
+    BBIT_STORE_COMPRESSED, /* one zstd frame as stored on disk (e.g. received over
+                            * HTTP): decompressed only to hash it, stored byte for byte */
+};
+
+/* true when s is exactly 64 lowercase hex digits (NUL-terminated). */
+bool bbit_store_is_id(const char *s);
+
+/* 0 when id is an id; else -1 with "object store: invalid object id ..." in err. */
+int bbit_store_check_id(const char *id, char *err, size_t errlen);
+
+/* Opens the store at dir. Without BBIT_STORE_CREATE, dir/objects must exist.
+ * Returns NULL on failure. */
+bbit_store *bbit_store_open(const char *dir, unsigned flags, char *err, size_t errlen);
+
+/* Frees the store (NULL is allowed). No writer of it may still be open. */
+void bbit_store_close(bbit_store *store);
+
+/* The directory the store was opened at. */
+const char *bbit_store_dir(const bbit_store *store);
+
+/* The path of object id into out (whether or not it exists). */
+int bbit_store_object_path(const bbit_store *store, const char *id, char *out, size_t outlen,
+                           char *err, size_t errlen);
+
+/* 1 when object id exists, 0 when not, -1 on an invalid id or a stat error. */
+int bbit_store_has(const bbit_store *store, const char *id, char *err, size_t errlen);
+
+/* --- The incremental writer ------------------------------------------------
+ * begin, write any number of chunks, then exactly one of commit or abort
+ * (both free the writer). expected_id (may be NULL) makes commit refuse other
+ * content: "hash mismatch: received bytes hash to X, expected Y", nothing
+ * stored. max_size (0 = no limit) bounds the object's uncompressed size: a
+ * write that goes beyond fails ("object exceeds the size limit of N bytes"),
+ * which refuses decompression bombs in mode BBIT_STORE_COMPRESSED. After a
+ * failed write the writer only accepts abort (commit fails again). */
+bbit_store_writer *bbit_store_writer_begin(bbit_store *store, enum bbit_store_input input,
+                                           const char *expected_id, uint64_t max_size,
+                                           char *err, size_t errlen);
+int bbit_store_writer_write(bbit_store_writer *writer, const void *data, size_t len, char *err,
+                            size_t errlen);
+/* Stores the object; its id (64 hex + NUL) goes to id_out. Frees the writer. */
+int bbit_store_writer_commit(bbit_store_writer *writer, char id_out[BBIT_STORE_ID_LEN + 1],
+                             char *err, size_t errlen);
+/* Drops everything written (NULL is allowed). Frees the writer. */
+void bbit_store_writer_abort(bbit_store_writer *writer);
+/* Uncompressed bytes seen so far. */
+uint64_t bbit_store_writer_size(const bbit_store_writer *writer);
+
+/* --- Convenience ----------------------------------------------------------- */
+
+/* Stores len bytes of data; id_out gets the id. */
+int bbit_store_put(bbit_store *store, const void *data, size_t len,
+                   char id_out[BBIT_STORE_ID_LEN + 1], char *err, size_t errlen);
+
+/* Stores the contents of file path (streamed); size_out (may be NULL) gets
+ * its uncompressed size. */
+int bbit_store_put_file(bbit_store *store, const char *path, char id_out[BBIT_STORE_ID_LEN + 1],
+                        uint64_t *size_out, char *err, size_t errlen);
+
+/* Stores a compressed object file as found on disk or received from a
+ * server (mode BBIT_STORE_COMPRESSED); expected_id may be NULL. max_size as
+ * for the writer (0 = no limit). */
+int bbit_store_put_raw_file(bbit_store *store, const char *path, const char *expected_id,
+                            uint64_t max_size, char id_out[BBIT_STORE_ID_LEN + 1], char *err,
+                            size_t errlen);
+
+/* Reads object id into a malloc'ed buffer (*data, *len; the caller frees
+ * *data; one extra NUL byte follows the data). Fails when the object is
+ * larger than max_size bytes (0 = no limit). Nothing is returned unless the
+ * content hash matched. */
+int bbit_store_get(const bbit_store *store, const char *id, uint64_t max_size, void **data,
+                   size_t *len, char *err, size_t errlen);
+
+/* Writes object id to dest with permissions mode: through a temp file in
+ * dest's directory, renamed over dest only after the hash matched. On
+ * failure dest is untouched. */
+int bbit_store_get_file(const bbit_store *store, const char *id, const char *dest, mode_t mode,
+                        char *err, size_t errlen);
+
+/* Reads and hashes the whole object; size_out (may be NULL) gets its
+ * uncompressed size. */
+int bbit_store_verify(const bbit_store *store, const char *id, uint64_t *size_out, char *err,
+                      size_t errlen);
+
+/* Size in bytes of the compressed object file. */
+int bbit_store_size_on_disk(const bbit_store *store, const char *id, uint64_t *size_out,
+                            char *err, size_t errlen);
+
+/* Opens the compressed object file read-only (O_CLOEXEC) to send it as is;
+ * returns the fd (the caller closes it) or -1. size_out (may be NULL) gets
+ * the file size. The bytes are NOT verified here: the receiver verifies them
+ * (bbit_store_put_raw_file / a BBIT_STORE_COMPRESSED writer). */
+int bbit_store_open_raw(const bbit_store *store, const char *id, uint64_t *size_out, char *err,
+                        size_t errlen);
+
+#endif

@@ -1,0 +1,965 @@
+/* The object store: see include/bbit/store.h for the contract. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <zstd.h>
+
+#include "bbit/store.h"
+
+#define CHUNK_SIZE (128 * 1024) /* read size of file-based calls */
+#define SHOWN_ID_MAX 80         /* how much of an invalid id an error message shows */
+
+struct bbit_store {
+    char *dir;     /* as given, without trailing slashes */
+    char *objects; /* <dir>/objects */
+    char *tmp;     /* <dir>/objects/tmp */
+    bool fsync;
+};
+
+struct bbit_store_writer {
+    bbit_store *store;
+    enum bbit_store_input input;
+    bool has_expected;
+    char expected[BBIT_STORE_ID_LEN + 1];
+    uint64_t max_size; /* 0 = no limit */
+    uint64_t raw_size; /* uncompressed bytes seen */
+    EVP_MD_CTX *sha;
+    ZSTD_CStream *cstream; /* BBIT_STORE_RAW */
+    ZSTD_DStream *dstream; /* BBIT_STORE_COMPRESSED */
+    bool frame_done;       /* BBIT_STORE_COMPRESSED: the frame ended */
+    bool failed;           /* a write failed: only abort is left */
+    unsigned char *buf;    /* zstd output */
+    size_t buf_size;
+    int fd;                /* the temp file, -1 when closed */
+    char tmp_path[PATH_MAX];
+};
+
+/* ------------------------------------------------------------------------ */
+/* Errors */
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err == NULL || errlen == 0)
+        return -1;
+    int n = snprintf(err, errlen, "object store: ");
+    if (n >= 0 && (size_t)n < errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+/* "object store: <subject>: <what>: <strerror(errno)>" */
+static int fail_errno(char *err, size_t errlen, const char *subject, const char *what)
+{
+    char buf[128];
+    const char *reason = strerror_r(errno, buf, sizeof buf);
+    if (what)
+        return fail(err, errlen, "%s: %s: %s", subject, what, reason);
+    return fail(err, errlen, "%s: %s", subject, reason);
+}
+
+static int fail_invalid_id(char *err, size_t errlen, const char *id)
+{
+    char shown[SHOWN_ID_MAX + 4];
+    size_t n = 0;
+    for (; id && id[n] && n < SHOWN_ID_MAX; n++)
+        shown[n] = (id[n] >= 0x20 && id[n] < 0x7f) ? id[n] : '?';
+    strcpy(shown + n, id && id[n] ? "..." : "");
+    return fail(err, errlen, "invalid object id \"%s\" (expected 64 lowercase hex digits)",
+                shown);
+}
+
+/* Rewrites "object store: <rest>" in err as "object store: <subject>: <rest>". */
+static int fail_with_subject(char *err, size_t errlen, const char *subject, const char *inner)
+{
+    static const char prefix[] = "object store: ";
+    if (strncmp(inner, prefix, sizeof prefix - 1) == 0)
+        inner += sizeof prefix - 1;
+    return fail(err, errlen, "%s: %s", subject, inner);
+}
+
+/* ------------------------------------------------------------------------ */
+/* SHA-256 over OpenSSL EVP (can move to include/bbit/sha256.h once it exists) */
+
+static EVP_MD_CTX *sha256_begin(void)
+{
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    if (ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
+        EVP_MD_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+static int sha256_update(EVP_MD_CTX *ctx, const void *data, size_t len)
+{
+    if (len == 0)
+        return 0;
+    return EVP_DigestUpdate(ctx, data, len) == 1 ? 0 : -1;
+}
+
+/* The lowercase hex digest into hex (65 bytes). */
+static int sha256_finish_hex(EVP_MD_CTX *ctx, char hex[BBIT_STORE_ID_LEN + 1])
+{
+    static const char digits[] = "0123456789abcdef";
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    if (EVP_DigestFinal_ex(ctx, md, &n) != 1 || n * 2 != BBIT_STORE_ID_LEN)
+        return -1;
+    for (unsigned int i = 0; i < n; i++) {
+        hex[2 * i] = digits[md[i] >> 4];
+        hex[2 * i + 1] = digits[md[i] & 15];
+    }
+    hex[BBIT_STORE_ID_LEN] = '\0';
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Files */
+
+static int write_all(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static ssize_t read_some(int fd, void *buf, size_t len)
+{
+    ssize_t n;
+    do
+        n = read(fd, buf, len);
+    while (n < 0 && errno == EINTR);
+    return n;
+}
+
+static int mkdir_if_missing(const char *path, mode_t mode)
+{
+    if (mkdir(path, mode) == 0 || errno == EEXIST)
+        return 0;
+    return -1;
+}
+
+/* mkdir -p path */
+static int mkdir_parents(const char *path, char *err, size_t errlen)
+{
+    char buf[PATH_MAX];
+    if (strlen(path) >= sizeof buf)
+        return fail(err, errlen, "%s: path too long", path);
+    strcpy(buf, path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir_if_missing(buf, 0755) != 0)
+            return fail_errno(err, errlen, buf, "mkdir");
+        *p = '/';
+    }
+    if (mkdir_if_missing(buf, 0755) != 0)
+        return fail_errno(err, errlen, buf, "mkdir");
+    return 0;
+}
+
+static int fsync_dir(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+/* Renames tmp to final unless final exists (then tmp is dropped): objects are
+ * never rewritten. */
+static int rename_no_replace(const char *tmp, const char *final)
+{
+    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, final, RENAME_NOREPLACE) == 0)
+        return 0;
+    if (errno == EEXIST)
+        return unlink(tmp);
+    if (errno != EINVAL && errno != ENOSYS)
+        return -1;
+    /* a filesystem without RENAME_NOREPLACE: a racing writer may replace an
+     * object with identical bytes, which is harmless */
+    if (access(final, F_OK) == 0)
+        return unlink(tmp);
+    return rename(tmp, final);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Store */
+
+bool bbit_store_is_id(const char *s)
+{
+    if (s == NULL)
+        return false;
+    for (int i = 0; i < BBIT_STORE_ID_LEN; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return s[BBIT_STORE_ID_LEN] == '\0';
+}
+
+int bbit_store_check_id(const char *id, char *err, size_t errlen)
+{
+    return bbit_store_is_id(id) ? 0 : fail_invalid_id(err, errlen, id);
+}
+
+static char *join(const char *a, const char *b)
+{
+    size_t n = strlen(a) + strlen(b) + 2;
+    char *s = malloc(n);
+    if (s)
+        snprintf(s, n, "%s/%s", a, b);
+    return s;
+}
+
+static void store_free(bbit_store *store)
+{
+    free(store->dir);
+    free(store->objects);
+    free(store->tmp);
+    free(store);
+}
+
+static int store_prepare_dirs(const bbit_store *store, unsigned flags, char *err, size_t errlen)
+{
+    if (flags & BBIT_STORE_CREATE)
+        return mkdir_parents(store->tmp, err, errlen);
+    struct stat st;
+    if (stat(store->objects, &st) != 0 || !S_ISDIR(st.st_mode))
+        return fail(err, errlen, "%s: not an object store (no objects/ directory)", store->dir);
+    /* a missing tmp/ only matters to writers, which then report it */
+    (void)mkdir_if_missing(store->tmp, 0755);
+    return 0;
+}
+
+bbit_store *bbit_store_open(const char *dir, unsigned flags, char *err, size_t errlen)
+{
+    if (dir == NULL || *dir == '\0') {
+        fail(err, errlen, "empty store directory");
+        return NULL;
+    }
+    bbit_store *store = calloc(1, sizeof *store);
+    if (store == NULL || (store->dir = strdup(dir)) == NULL) {
+        free(store);
+        fail(err, errlen, "%s: out of memory", dir);
+        return NULL;
+    }
+    for (size_t n = strlen(store->dir); n > 1 && store->dir[n - 1] == '/'; n--)
+        store->dir[n - 1] = '\0';
+    store->objects = join(store->dir, "objects");
+    store->tmp = store->objects ? join(store->objects, "tmp") : NULL;
+    store->fsync = (flags & BBIT_STORE_FSYNC) != 0;
+    if (store->tmp == NULL) {
+        fail(err, errlen, "%s: out of memory", dir);
+        store_free(store);
+        return NULL;
+    }
+    if (strlen(store->tmp) + BBIT_STORE_ID_LEN + 16 >= PATH_MAX) {
+        fail(err, errlen, "%s: path too long", dir);
+        store_free(store);
+        return NULL;
+    }
+    if (store_prepare_dirs(store, flags, err, errlen) != 0) {
+        store_free(store);
+        return NULL;
+    }
+    return store;
+}
+
+void bbit_store_close(bbit_store *store)
+{
+    if (store)
+        store_free(store);
+}
+
+const char *bbit_store_dir(const bbit_store *store)
+{
+    return store->dir;
+}
+
+int bbit_store_object_path(const bbit_store *store, const char *id, char *out, size_t outlen,
+                           char *err, size_t errlen)
+{
+    if (!bbit_store_is_id(id))
+        return fail_invalid_id(err, errlen, id);
+    int n = snprintf(out, outlen, "%s/%.2s/%s", store->objects, id, id + 2);
+    if (n < 0 || (size_t)n >= outlen)
+        return fail(err, errlen, "%s: path too long", store->objects);
+    return 0;
+}
+
+/* The fan-out directory <dir>/objects/<id[0..2]> into out (PATH_MAX). */
+static void fanout_dir(const bbit_store *store, const char *id, char *out)
+{
+    snprintf(out, PATH_MAX, "%s/%.2s", store->objects, id);
+}
+
+static int fail_missing(const bbit_store *store, const char *id, char *err, size_t errlen)
+{
+    return fail(err, errlen, "%s: no object %s", store->dir, id);
+}
+
+int bbit_store_has(const bbit_store *store, const char *id, char *err, size_t errlen)
+{
+    char path[PATH_MAX];
+    if (bbit_store_object_path(store, id, path, sizeof path, err, errlen) != 0)
+        return -1;
+    struct stat st;
+    if (stat(path, &st) == 0)
+        return 1;
+    if (errno == ENOENT || errno == ENOTDIR)
+        return 0;
+    return fail_errno(err, errlen, path, NULL);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Writer */
+
+static void writer_free(bbit_store_writer *w)
+{
+    if (w->fd >= 0) {
+        close(w->fd);
+        unlink(w->tmp_path);
+    }
+    EVP_MD_CTX_free(w->sha);
+    ZSTD_freeCStream(w->cstream);
+    ZSTD_freeDStream(w->dstream);
+    free(w->buf);
+    free(w);
+}
+
+static int writer_init_codec(bbit_store_writer *w, unsigned long long pledged_size)
+{
+    if (w->input == BBIT_STORE_RAW) {
+        w->cstream = ZSTD_createCStream();
+        w->buf_size = ZSTD_CStreamOutSize();
+        /* small inputs get a small buffer: less allocation churn per object */
+        if (pledged_size < w->buf_size && ZSTD_compressBound(pledged_size) < w->buf_size)
+            w->buf_size = ZSTD_compressBound(pledged_size);
+        if (w->cstream == NULL ||
+            ZSTD_isError(ZSTD_CCtx_setParameter(w->cstream, ZSTD_c_compressionLevel,
+                                                BBIT_STORE_ZSTD_LEVEL)) ||
+            ZSTD_isError(ZSTD_CCtx_setPledgedSrcSize(w->cstream, pledged_size)))
+            return -1;
+    } else {
+        w->dstream = ZSTD_createDStream();
+        w->buf_size = ZSTD_DStreamOutSize();
+        if (w->dstream == NULL ||
+            ZSTD_isError(ZSTD_DCtx_setParameter(w->dstream, ZSTD_d_windowLogMax,
+                                                BBIT_STORE_WINDOW_LOG_MAX)))
+            return -1;
+    }
+    w->buf = malloc(w->buf_size);
+    return w->buf ? 0 : -1;
+}
+
+/* begin, with the uncompressed size when known (ZSTD_CONTENTSIZE_UNKNOWN if
+ * not): zstd then sizes its tables to the input, which makes small objects
+ * cheap, and records the size in the frame header. */
+static bbit_store_writer *writer_begin(bbit_store *store, enum bbit_store_input input,
+                                       const char *expected_id, uint64_t max_size,
+                                       unsigned long long pledged_size, char *err, size_t errlen)
+{
+    if (expected_id && !bbit_store_is_id(expected_id)) {
+        fail_invalid_id(err, errlen, expected_id);
+        return NULL;
+    }
+    bbit_store_writer *w = calloc(1, sizeof *w);
+    if (w == NULL) {
+        fail(err, errlen, "out of memory");
+        return NULL;
+    }
+    w->fd = -1;
+    w->store = store;
+    w->input = input;
+    w->max_size = max_size;
+    if (expected_id) {
+        w->has_expected = true;
+        memcpy(w->expected, expected_id, sizeof w->expected);
+    }
+    if ((w->sha = sha256_begin()) == NULL || writer_init_codec(w, pledged_size) != 0) {
+        writer_free(w);
+        fail(err, errlen, "cannot set up the hash or zstd context (out of memory?)");
+        return NULL;
+    }
+    snprintf(w->tmp_path, sizeof w->tmp_path, "%s/obj-XXXXXX", store->tmp);
+    w->fd = mkostemp(w->tmp_path, O_CLOEXEC);
+    if (w->fd < 0) {
+        fail_errno(err, errlen, store->tmp, "cannot create a temp file");
+        writer_free(w);
+        return NULL;
+    }
+    return w;
+}
+
+bbit_store_writer *bbit_store_writer_begin(bbit_store *store, enum bbit_store_input input,
+                                           const char *expected_id, uint64_t max_size,
+                                           char *err, size_t errlen)
+{
+    return writer_begin(store, input, expected_id, max_size, ZSTD_CONTENTSIZE_UNKNOWN, err,
+                        errlen);
+}
+
+uint64_t bbit_store_writer_size(const bbit_store_writer *w)
+{
+    return w->raw_size;
+}
+
+static int writer_fail_size(bbit_store_writer *w, char *err, size_t errlen)
+{
+    return fail(err, errlen, "object exceeds the size limit of %llu bytes",
+                (unsigned long long)w->max_size);
+}
+
+static int writer_fail_zstd(char *err, size_t errlen, const char *what, size_t code)
+{
+    return fail(err, errlen, "%s (zstd: %s)", what, ZSTD_getErrorName(code));
+}
+
+/* Compresses in, writing the output, until zstd is done with it (directive
+ * ZSTD_e_continue) or the frame is closed (ZSTD_e_end). */
+static int writer_compress(bbit_store_writer *w, ZSTD_inBuffer *in, ZSTD_EndDirective directive,
+                           char *err, size_t errlen)
+{
+    for (;;) {
+        ZSTD_outBuffer out = {w->buf, w->buf_size, 0};
+        size_t left = ZSTD_compressStream2(w->cstream, &out, in, directive);
+        if (ZSTD_isError(left))
+            return writer_fail_zstd(err, errlen, "compression failed", left);
+        if (write_all(w->fd, w->buf, out.pos) != 0)
+            return fail_errno(err, errlen, w->tmp_path, "write");
+        bool finished = directive == ZSTD_e_end ? left == 0 : in->pos == in->size;
+        if (finished)
+            return 0;
+    }
+}
+
+static int writer_write_raw(bbit_store_writer *w, const void *data, size_t len, char *err,
+                            size_t errlen)
+{
+    if (w->max_size && w->raw_size + len > w->max_size)
+        return writer_fail_size(w, err, errlen);
+    w->raw_size += len;
+    if (sha256_update(w->sha, data, len) != 0)
+        return fail(err, errlen, "sha256 failed");
+    ZSTD_inBuffer in = {data, len, 0};
+    return writer_compress(w, &in, ZSTD_e_continue, err, errlen);
+}
+
+/* Decompresses in only to hash the content; the frame must end exactly at
+ * the end of the input. */
+static int writer_decompress(bbit_store_writer *w, ZSTD_inBuffer *in, char *err, size_t errlen)
+{
+    while (in->pos < in->size) {
+        ZSTD_outBuffer out = {w->buf, w->buf_size, 0};
+        size_t left = ZSTD_decompressStream(w->dstream, &out, in);
+        if (ZSTD_isError(left))
+            return writer_fail_zstd(err, errlen, "invalid zstd frame", left);
+        w->raw_size += out.pos;
+        if (w->max_size && w->raw_size > w->max_size)
+            return writer_fail_size(w, err, errlen);
+        if (sha256_update(w->sha, out.dst, out.pos) != 0)
+            return fail(err, errlen, "sha256 failed");
+        if (left == 0) {
+            w->frame_done = true;
+            break;
+        }
+    }
+    if (in->pos < in->size)
+        return fail(err, errlen, "invalid zstd frame (trailing data after the frame)");
+    return 0;
+}
+
+static int writer_write_compressed(bbit_store_writer *w, const void *data, size_t len,
+                                   char *err, size_t errlen)
+{
+    if (len == 0)
+        return 0;
+    if (w->frame_done)
+        return fail(err, errlen, "invalid zstd frame (trailing data after the frame)");
+    if (write_all(w->fd, data, len) != 0)
+        return fail_errno(err, errlen, w->tmp_path, "write");
+    ZSTD_inBuffer in = {data, len, 0};
+    return writer_decompress(w, &in, err, errlen);
+}
+
+int bbit_store_writer_write(bbit_store_writer *w, const void *data, size_t len, char *err,
+                            size_t errlen)
+{
+    if (w->failed)
+        return fail(err, errlen, "write after a failed write (abort the writer)");
+    int rc = w->input == BBIT_STORE_RAW ? writer_write_raw(w, data, len, err, errlen)
+                                        : writer_write_compressed(w, data, len, err, errlen);
+    if (rc != 0)
+        w->failed = true;
+    return rc;
+}
+
+/* Ends the frame (or checks it ended) and computes the id. */
+static int writer_finish(bbit_store_writer *w, char id[BBIT_STORE_ID_LEN + 1], char *err,
+                         size_t errlen)
+{
+    if (w->input == BBIT_STORE_RAW) {
+        ZSTD_inBuffer in = {NULL, 0, 0};
+        if (writer_compress(w, &in, ZSTD_e_end, err, errlen) != 0)
+            return -1;
+    } else if (!w->frame_done) {
+        return fail(err, errlen, "truncated zstd frame");
+    }
+    if (sha256_finish_hex(w->sha, id) != 0)
+        return fail(err, errlen, "sha256 failed");
+    if (w->has_expected && strcmp(id, w->expected) != 0)
+        return fail(err, errlen, "hash mismatch: received bytes hash to %s, expected %s", id,
+                    w->expected);
+    return 0;
+}
+
+/* Closes the temp file and renames it into place (or drops it). */
+static int writer_install(bbit_store_writer *w, const char *id, char *err, size_t errlen)
+{
+    char dir[PATH_MAX], final[PATH_MAX];
+    int fd = w->fd;
+    if (w->store->fsync && fsync(fd) != 0)
+        return fail_errno(err, errlen, w->tmp_path, "fsync");
+    if (fchmod(fd, 0444) != 0)
+        return fail_errno(err, errlen, w->tmp_path, "chmod");
+    w->fd = -1;
+    if (close(fd) != 0) {
+        fail_errno(err, errlen, w->tmp_path, "close");
+        unlink(w->tmp_path);
+        return -1;
+    }
+    fanout_dir(w->store, id, dir);
+    bbit_store_object_path(w->store, id, final, sizeof final, NULL, 0);
+    /* the fan-out directory usually exists: make it only when the rename says so */
+    int rc = rename_no_replace(w->tmp_path, final);
+    if (rc != 0 && errno == ENOENT && mkdir_if_missing(dir, 0755) == 0)
+        rc = rename_no_replace(w->tmp_path, final);
+    if (rc != 0) {
+        fail_errno(err, errlen, final, "cannot store the object");
+        unlink(w->tmp_path);
+        return -1;
+    }
+    if (w->store->fsync && fsync_dir(dir) != 0)
+        return fail_errno(err, errlen, dir, "fsync");
+    return 0;
+}
+
+int bbit_store_writer_commit(bbit_store_writer *w, char id_out[BBIT_STORE_ID_LEN + 1],
+                             char *err, size_t errlen)
+{
+    char id[BBIT_STORE_ID_LEN + 1];
+    int rc;
+    if (w->failed)
+        rc = fail(err, errlen, "commit after a failed write");
+    else if ((rc = writer_finish(w, id, err, errlen)) == 0)
+        rc = writer_install(w, id, err, errlen);
+    if (rc == 0)
+        memcpy(id_out, id, sizeof id);
+    writer_free(w);
+    return rc;
+}
+
+void bbit_store_writer_abort(bbit_store_writer *w)
+{
+    if (w)
+        writer_free(w);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Putting */
+
+int bbit_store_put(bbit_store *store, const void *data, size_t len,
+                   char id_out[BBIT_STORE_ID_LEN + 1], char *err, size_t errlen)
+{
+    bbit_store_writer *w = writer_begin(store, BBIT_STORE_RAW, NULL, 0, len, err, errlen);
+    if (w == NULL)
+        return -1;
+    if (bbit_store_writer_write(w, data, len, err, errlen) != 0) {
+        writer_free(w);
+        return -1;
+    }
+    return bbit_store_writer_commit(w, id_out, err, errlen);
+}
+
+/* Feeds file fd (of subject path) to w in chunks; expected_size is checked
+ * when not UINT64_MAX (a file that changes while read is refused). */
+static int writer_feed_fd(bbit_store_writer *w, int fd, const char *path, uint64_t expected_size,
+                          char *err, size_t errlen)
+{
+    /* a small file is read whole (+1 byte to see it grow) */
+    size_t chunk = expected_size < CHUNK_SIZE ? (size_t)expected_size + 1 : CHUNK_SIZE;
+    unsigned char *buf = malloc(chunk);
+    char inner[BBIT_STORE_ERR_SIZE];
+    uint64_t total = 0;
+    int rc = 0;
+    if (buf == NULL)
+        return fail(err, errlen, "%s: out of memory", path);
+    for (;;) {
+        ssize_t n = read_some(fd, buf, chunk);
+        if (n < 0) {
+            rc = fail_errno(err, errlen, path, "read");
+            break;
+        }
+        if (n == 0)
+            break;
+        total += (uint64_t)n;
+        if (expected_size != UINT64_MAX && total > expected_size)
+            break;
+        if (bbit_store_writer_write(w, buf, (size_t)n, inner, sizeof inner) != 0) {
+            rc = fail_with_subject(err, errlen, path, inner);
+            break;
+        }
+    }
+    free(buf);
+    if (rc == 0 && expected_size != UINT64_MAX && total != expected_size)
+        rc = fail(err, errlen, "%s: file changed while it was read", path);
+    return rc;
+}
+
+/* Opens path for reading; it must be a regular file. */
+static int open_regular(const char *path, struct stat *st, char *err, size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return fail_errno(err, errlen, path, NULL);
+    if (fstat(fd, st) != 0) {
+        fail_errno(err, errlen, path, "stat");
+        close(fd);
+        return -1;
+    }
+    if (!S_ISREG(st->st_mode)) {
+        fail(err, errlen, "%s: not a regular file", path);
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* The common part of put_file and put_raw_file. */
+static int put_from_file(bbit_store *store, const char *path, enum bbit_store_input input,
+                         const char *expected_id, uint64_t max_size,
+                         char id_out[BBIT_STORE_ID_LEN + 1], uint64_t *size_out, char *err,
+                         size_t errlen)
+{
+    char inner[BBIT_STORE_ERR_SIZE];
+    struct stat st;
+    int fd = open_regular(path, &st, err, errlen);
+    if (fd < 0)
+        return -1;
+    uint64_t size = (uint64_t)st.st_size;
+    unsigned long long pledged = input == BBIT_STORE_RAW ? size : ZSTD_CONTENTSIZE_UNKNOWN;
+    int rc = -1;
+    bbit_store_writer *w =
+        writer_begin(store, input, expected_id, max_size, pledged, err, errlen);
+    if (w && writer_feed_fd(w, fd, path, size, err, errlen) == 0) {
+        uint64_t raw_size = bbit_store_writer_size(w);
+        rc = bbit_store_writer_commit(w, id_out, inner, sizeof inner);
+        w = NULL;
+        if (rc != 0)
+            fail_with_subject(err, errlen, path, inner);
+        else if (size_out)
+            *size_out = raw_size;
+    }
+    bbit_store_writer_abort(w);
+    close(fd);
+    return rc;
+}
+
+int bbit_store_put_file(bbit_store *store, const char *path, char id_out[BBIT_STORE_ID_LEN + 1],
+                        uint64_t *size_out, char *err, size_t errlen)
+{
+    return put_from_file(store, path, BBIT_STORE_RAW, NULL, 0, id_out, size_out, err, errlen);
+}
+
+int bbit_store_put_raw_file(bbit_store *store, const char *path, const char *expected_id,
+                            uint64_t max_size, char id_out[BBIT_STORE_ID_LEN + 1], char *err,
+                            size_t errlen)
+{
+    return put_from_file(store, path, BBIT_STORE_COMPRESSED, expected_id, max_size, id_out,
+                         NULL, err, errlen);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Reading */
+
+/* Receives decompressed (not yet verified) bytes; returns 0 or -1 with err set. */
+typedef int (*sink_fn)(void *ctx, const void *data, size_t len, char *err, size_t errlen);
+
+struct reader {
+    const char *path;
+    uint64_t max_size;
+    sink_fn sink;
+    void *sink_ctx;
+    ZSTD_DStream *dstream;
+    EVP_MD_CTX *sha;
+    unsigned char *in_buf, *out_buf;
+    size_t in_size, out_size;
+    uint64_t total;
+    bool frame_done;
+};
+
+static int reader_fail_corrupt(struct reader *r, char *err, size_t errlen, const char *why)
+{
+    return fail(err, errlen, "%s: corrupt object (%s)", r->path, why);
+}
+
+/* Sizes the output buffer from the first chunk: a small object whose frame
+ * header records its size gets a buffer of that size, not the default 128 KiB. */
+static int reader_alloc_output(struct reader *r, size_t first_len)
+{
+    unsigned long long content = ZSTD_getFrameContentSize(r->in_buf, first_len);
+    r->out_size = ZSTD_DStreamOutSize();
+    if (content != ZSTD_CONTENTSIZE_UNKNOWN && content != ZSTD_CONTENTSIZE_ERROR &&
+        content < r->out_size)
+        r->out_size = (size_t)content + 1;
+    r->out_buf = malloc(r->out_size);
+    return r->out_buf ? 0 : -1;
+}
+
+/* Decompresses one chunk read from the object file. */
+static int reader_chunk(struct reader *r, size_t len, char *err, size_t errlen)
+{
+    ZSTD_inBuffer in = {r->in_buf, len, 0};
+    if (r->out_buf == NULL && reader_alloc_output(r, len) != 0)
+        return fail(err, errlen, "%s: out of memory", r->path);
+    if (r->frame_done)
+        return reader_fail_corrupt(r, err, errlen, "trailing data after the zstd frame");
+    while (in.pos < in.size) {
+        ZSTD_outBuffer out = {r->out_buf, r->out_size, 0};
+        size_t left = ZSTD_decompressStream(r->dstream, &out, &in);
+        if (ZSTD_isError(left))
+            return fail(err, errlen, "%s: corrupt object (zstd: %s)", r->path,
+                        ZSTD_getErrorName(left));
+        r->total += out.pos;
+        if (r->max_size && r->total > r->max_size)
+            return fail(err, errlen, "%s: object is larger than the limit of %llu bytes",
+                        r->path, (unsigned long long)r->max_size);
+        if (sha256_update(r->sha, out.dst, out.pos) != 0)
+            return fail(err, errlen, "sha256 failed");
+        if (r->sink && r->sink(r->sink_ctx, out.dst, out.pos, err, errlen) != 0)
+            return -1;
+        if (left == 0) {
+            r->frame_done = true;
+            break;
+        }
+    }
+    if (in.pos < in.size)
+        return reader_fail_corrupt(r, err, errlen, "trailing data after the zstd frame");
+    return 0;
+}
+
+static int reader_run(struct reader *r, int fd, const char *id, char *err, size_t errlen)
+{
+    char actual[BBIT_STORE_ID_LEN + 1];
+    for (;;) {
+        ssize_t n = read_some(fd, r->in_buf, r->in_size);
+        if (n < 0)
+            return fail_errno(err, errlen, r->path, "read");
+        if (n == 0)
+            break;
+        if (reader_chunk(r, (size_t)n, err, errlen) != 0)
+            return -1;
+    }
+    if (!r->frame_done)
+        return fail(err, errlen, "%s: truncated zstd frame", r->path);
+    if (sha256_finish_hex(r->sha, actual) != 0)
+        return fail(err, errlen, "sha256 failed");
+    if (strcmp(actual, id) != 0)
+        return fail(err, errlen, "%s: corrupt object (content hash is %s, expected %s)", r->path,
+                    actual, id);
+    return 0;
+}
+
+/* Streams object id through sink, then verifies its hash. */
+static int read_object(const bbit_store *store, const char *id, uint64_t max_size, sink_fn sink,
+                       void *sink_ctx, uint64_t *size_out, char *err, size_t errlen)
+{
+    char path[PATH_MAX];
+    if (bbit_store_object_path(store, id, path, sizeof path, err, errlen) != 0)
+        return -1;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? fail_missing(store, id, err, errlen)
+                               : fail_errno(err, errlen, path, NULL);
+    struct reader r = {.path = path, .max_size = max_size, .sink = sink, .sink_ctx = sink_ctx};
+    struct stat st;
+    r.in_size = ZSTD_DStreamInSize();
+    if (fstat(fd, &st) == 0 && (uint64_t)st.st_size < r.in_size)
+        r.in_size = (size_t)st.st_size + 1; /* a small object is read in one go */
+    r.dstream = ZSTD_createDStream();
+    r.sha = sha256_begin();
+    r.in_buf = malloc(r.in_size);
+    int rc;
+    if (!r.dstream || !r.sha || !r.in_buf ||
+        ZSTD_isError(ZSTD_DCtx_setParameter(r.dstream, ZSTD_d_windowLogMax,
+                                            BBIT_STORE_WINDOW_LOG_MAX)))
+        rc = fail(err, errlen, "%s: out of memory", path);
+    else
+        rc = reader_run(&r, fd, id, err, errlen);
+    if (rc == 0 && size_out)
+        *size_out = r.total;
+    close(fd);
+    ZSTD_freeDStream(r.dstream);
+    EVP_MD_CTX_free(r.sha);
+    free(r.in_buf);
+    free(r.out_buf);
+    return rc;
+}
+
+struct memory_sink {
+    unsigned char *data;
+    size_t len, cap;
+};
+
+static int memory_sink(void *ctx, const void *data, size_t len, char *err, size_t errlen)
+{
+    struct memory_sink *m = ctx;
+    if (m->len + len + 1 > m->cap) {
+        size_t cap = m->cap ? m->cap : 4096;
+        while (cap < m->len + len + 1)
+            cap *= 2;
+        unsigned char *p = realloc(m->data, cap);
+        if (p == NULL)
+            return fail(err, errlen, "out of memory");
+        m->data = p;
+        m->cap = cap;
+    }
+    memcpy(m->data + m->len, data, len);
+    m->len += len;
+    return 0;
+}
+
+int bbit_store_get(const bbit_store *store, const char *id, uint64_t max_size, void **data,
+                   size_t *len, char *err, size_t errlen)
+{
+    struct memory_sink m = {0};
+    *data = NULL;
+    *len = 0;
+    if (max_size == 0 || max_size > SIZE_MAX - 1)
+        max_size = SIZE_MAX - 1;
+    if (read_object(store, id, max_size, memory_sink, &m, NULL, err, errlen) != 0 ||
+        memory_sink(&m, "", 0, err, errlen) != 0) {
+        free(m.data);
+        return -1;
+    }
+    m.data[m.len] = '\0';
+    *data = m.data;
+    *len = m.len;
+    return 0;
+}
+
+struct file_sink {
+    int fd;
+    const char *path;
+};
+
+static int file_sink(void *ctx, const void *data, size_t len, char *err, size_t errlen)
+{
+    struct file_sink *f = ctx;
+    if (write_all(f->fd, data, len) != 0)
+        return fail_errno(err, errlen, f->path, "write");
+    return 0;
+}
+
+/* Makes the verified temp file tmp the destination dest. */
+static int install_file(const bbit_store *store, int fd, const char *tmp, const char *dest,
+                        mode_t mode, char *err, size_t errlen)
+{
+    if (fchmod(fd, mode) != 0)
+        return fail_errno(err, errlen, tmp, "chmod");
+    if (store->fsync && fsync(fd) != 0)
+        return fail_errno(err, errlen, tmp, "fsync");
+    if (rename(tmp, dest) != 0)
+        return fail_errno(err, errlen, dest, "rename");
+    return 0;
+}
+
+int bbit_store_get_file(const bbit_store *store, const char *id, const char *dest, mode_t mode,
+                        char *err, size_t errlen)
+{
+    char tmp[PATH_MAX];
+    if (!bbit_store_is_id(id))
+        return fail_invalid_id(err, errlen, id);
+    int n = snprintf(tmp, sizeof tmp, "%s.tmp-XXXXXX", dest);
+    if (n < 0 || (size_t)n >= sizeof tmp)
+        return fail(err, errlen, "%s: path too long", dest);
+    int fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd < 0)
+        return fail_errno(err, errlen, dest, "cannot create a temp file");
+    struct file_sink f = {fd, tmp};
+    int rc = read_object(store, id, 0, file_sink, &f, NULL, err, errlen);
+    if (rc == 0)
+        rc = install_file(store, fd, tmp, dest, mode, err, errlen);
+    if (close(fd) != 0 && rc == 0)
+        rc = fail_errno(err, errlen, tmp, "close");
+    if (rc != 0)
+        unlink(tmp);
+    return rc;
+}
+
+int bbit_store_verify(const bbit_store *store, const char *id, uint64_t *size_out, char *err,
+                      size_t errlen)
+{
+    return read_object(store, id, 0, NULL, NULL, size_out, err, errlen);
+}
+
+int bbit_store_size_on_disk(const bbit_store *store, const char *id, uint64_t *size_out,
+                            char *err, size_t errlen)
+{
+    char path[PATH_MAX];
+    struct stat st;
+    if (bbit_store_object_path(store, id, path, sizeof path, err, errlen) != 0)
+        return -1;
+    if (stat(path, &st) != 0)
+        return errno == ENOENT ? fail_missing(store, id, err, errlen)
+                               : fail_errno(err, errlen, path, NULL);
+    *size_out = (uint64_t)st.st_size;
+    return 0;
+}
+
+int bbit_store_open_raw(const bbit_store *store, const char *id, uint64_t *size_out, char *err,
+                        size_t errlen)
+{
+    char path[PATH_MAX];
+    struct stat st;
+    if (bbit_store_object_path(store, id, path, sizeof path, err, errlen) != 0)
+        return -1;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? fail_missing(store, id, err, errlen)
+                               : fail_errno(err, errlen, path, NULL);
+    if (fstat(fd, &st) != 0) {
+        fail_errno(err, errlen, path, "stat");
+        close(fd);
+        return -1;
+    }
+    if (size_out)
+        *size_out = (uint64_t)st.st_size;
+    return fd;
+}
