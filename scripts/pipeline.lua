@@ -133,9 +133,10 @@ end
 -- Runs one task of one component; returns {artifacts = {name = {blob, size}}, cached = bool, output = text}.
 local function run_task(task, comp, ws, opts, deps)
   local version_sensitive = task.kind == "shell" and task.command:find("{version}", 1, true) ~= nil
-  local cacheable = not opts.no_cache and not (task.module and task.module.cache == false)
+  -- --no-cache runs every task but still records the results
+  local cacheable = not (task.module and task.module.cache == false)
   local key = cache_key(task, comp, deps, version_sensitive, opts.versions and opts.versions[comp.id])
-  if cacheable then
+  if cacheable and not opts.no_cache then
     local text = fs.try_read(cache_path(ws, key))
     local ok, entry = pcall(function()
       return text and json.decode(text)
@@ -288,20 +289,21 @@ function M.run(ids, analysis, ws, opts)
           version = (opts.versions and opts.versions[dep]) or (d and d.head) or json.null }
       end
       local result = { tasks = {}, artifacts = {} }
+      local shown, started_all = {}, term.clock()
       for _, task in ipairs(plans[id]) do
         progress:update(finished_tasks, id .. ": " .. task.name)
         local started = term.clock()
         local r = run_task(task, comp, ws, opts, json.object(deps))
         finished_tasks = finished_tasks + 1
-        local duration = term.clock() - started
-        result.tasks[#result.tasks + 1] = { name = task.name, cached = r.cached, duration = duration }
+        result.tasks[#result.tasks + 1] = { name = task.name, cached = r.cached, duration = term.clock() - started }
         for name, a in pairs(r.artifacts) do
           result.artifacts[name] = a
         end
-        progress:line(("%s %s: %s%s"):format(term.color("green", "✔", 2), id, task.name,
-          r.cached and " (cached, inputs unchanged)" or ("  " .. ("%.2fs"):format(duration))))
+        shown[#shown + 1] = task.name .. (r.cached and " (cached)" or "")
         progress:update(finished_tasks, id .. ": " .. task.name)
       end
+      progress:line(("%s %s: %s  %.2fs"):format(term.color("green", "✔", 2), id, table.concat(shown, ", "),
+        term.clock() - started_all))
       results[id] = result
       done[id] = true
       return result

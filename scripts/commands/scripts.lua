@@ -27,12 +27,20 @@ $BBIT_SCRIPTS_PATH, $BBIT_HOME/scripts/NAME.lua, then the built-in ones.]],
           io.write(require("bbit.json").encode(list, { pretty = true }))
           return 0
         end
+        local workflow = require("bbit.workflow")
         for _, s in ipairs(list) do
           local where = s.origin == "builtin" and "built-in" or s.path
           if s.overrides then
             where = where .. " (overrides built-in)"
           end
           print(("%-28s %s"):format(s.name, where))
+          -- workflows: their steps, each can be wrapped or hooked (before_/after_)
+          if s.name == "tag" or s.name == "export" then
+            local ok, wf = pcall(workflow.load, s.name, ctx.workspace_root)
+            if ok and workflow.is_workflow(wf) then
+              print(("%-28s steps: %s"):format("", table.concat(wf:step_names(), ", ")))
+            end
+          end
         end
         return 0
       end,

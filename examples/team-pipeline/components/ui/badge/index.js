@@ -1,0 +1,3 @@
+export function badge(text) {
+  return `<span class="badge">${text}</span>`;
+}
