@@ -11,6 +11,7 @@ int luaopen_bbit_core_http(lua_State *L);
 int luaopen_bbit_core_fs(lua_State *L);
 int luaopen_bbit_core_proc(lua_State *L);
 int luaopen_bbit_core_term(lua_State *L);
+int luaopen_bbit_core_listener(lua_State *L);
 int luaopen_bbit_core_store(lua_State *L);
 int luaopen_bbit_core_server(lua_State *L);
 
@@ -23,6 +24,7 @@ static const luaL_Reg core_modules[] = {
     {"bbit.core.fs", luaopen_bbit_core_fs},
     {"bbit.core.proc", luaopen_bbit_core_proc},
     {"bbit.core.term", luaopen_bbit_core_term},
+    {"bbit.core.listener", luaopen_bbit_core_listener},
     {"bbit.core.store", luaopen_bbit_core_store},
     {"bbit.core.server", luaopen_bbit_core_server},
     {NULL, NULL},
