@@ -1,12 +1,130 @@
-/* bbit.core.fs: files and directories. */
+/* bbit.core.fs: files, directories, atomic writes, tree walks, advisory locks,
+ * and the Lua face of runtime/core/path.c (lexical paths, globs).
+ *
+ * Failures of the environment return nil, "fs.fn: path: reason", errno.
+ * C resources that live while Lua may raise (an out-of-memory error while
+ * pushing results) are owned by a userdata with __gc (the walk state, the lock
+ * handle); everything else is freed before anything is pushed. */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bbit/luax.h"
+#include "bbit/path.h"
+
+#define LOCK_TYPE "bbit.fs.lock"
+#define WALK_TYPE "bbit.fs.walkstate"
+#define READ_GUARD_TYPE "bbit.fs.readguard"
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static const char *type_name(mode_t m)
+{
+    if (S_ISREG(m))
+        return "file";
+    if (S_ISDIR(m))
+        return "dir";
+    if (S_ISLNK(m))
+        return "link";
+    return "other";
+}
+
+static int64_t mtime_ns(const struct stat *st)
+{
+    return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+}
+
+static void set_int(lua_State *L, const char *k, lua_Integer v)
+{
+    lua_pushinteger(L, v);
+    lua_setfield(L, -2, k);
+}
+
+static void push_stat(lua_State *L, const struct stat *st)
+{
+    lua_createtable(L, 0, 6);
+    lua_pushstring(L, type_name(st->st_mode));
+    lua_setfield(L, -2, "type");
+    set_int(L, "size", (lua_Integer)st->st_size);
+    set_int(L, "mode", (lua_Integer)(st->st_mode & 07777));
+    set_int(L, "mtime_ns", (lua_Integer)mtime_ns(st));
+    set_int(L, "ino", (lua_Integer)st->st_ino);
+    set_int(L, "dev", (lua_Integer)st->st_dev);
+}
+
+/* nil, "fs.<fn>: <path>: <strerror(err)>", err */
+static int fail_path(lua_State *L, const char *fn, const char *path, int err)
+{
+    errno = err;
+    return bbit_fail_errno(L, lua_pushfstring(L, "fs.%s: %s", fn, path));
+}
+
+/* A permission mode argument: an integer or an octal string ("644", "0755"). */
+static mode_t check_mode(lua_State *L, int idx, mode_t dflt)
+{
+    if (lua_isnoneornil(L, idx))
+        return dflt;
+    if (lua_type(L, idx) == LUA_TSTRING) {
+        const char *s = lua_tostring(L, idx);
+        char *end;
+        long v = strtol(s, &end, 8);
+        if (*s == '\0' || *end != '\0' || v < 0 || v > 07777)
+            luaL_argerror(L, idx, lua_pushfstring(L, "invalid octal mode '%s'", s));
+        return (mode_t)v;
+    }
+    lua_Integer v = luaL_checkinteger(L, idx);
+    luaL_argcheck(L, v >= 0 && v <= 07777, idx, "mode out of range 0..0o7777");
+    return (mode_t)v;
+}
+
+static int write_all(int fd, const char *data, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, data, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        data += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* malloc'd directory part of path ("." when there is none). */
+static char *dir_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        return strdup(".");
+    if (slash == path)
+        return strdup("/");
+    return strndup(path, (size_t)(slash - path));
+}
+
+static int fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int r = fsync(fd);
+    int e = errno;
+    close(fd);
+    errno = e;
+    return (r != 0 && errno == EINVAL) ? 0 : r; /* some filesystems cannot */
+}
+
+/* ---- cwd, chdir, stat ---------------------------------------------------- */
 
 // path = core.fs.cwd()
 static int fs_cwd(lua_State *L)
@@ -24,49 +142,936 @@ static int fs_chdir(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
     if (chdir(path) != 0)
-        return bbit_fail_errno(L, lua_pushfstring(L, "fs.chdir: %s", path));
+        return fail_path(L, "chdir", path, errno);
     lua_pushboolean(L, 1);
     return 1;
 }
 
-static void walk_dir(lua_State *L, const char *root, const char *rel, int *n)
+// info = core.fs.stat(path): {type, size, mode, mtime_ns, ino, dev}; nil, err, errno on failure
+static int fs_stat(lua_State *L)
 {
-    char path[4096];
-    snprintf(path, sizeof path, "%s%s%s", root, *rel ? "/" : "", rel);
-    DIR *d = opendir(path);
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        char sub[4096];
-        snprintf(sub, sizeof sub, "%s%s%s", rel, *rel ? "/" : "", e->d_name);
-        char full[8192];
-        snprintf(full, sizeof full, "%s/%s", root, sub);
-        struct stat st;
-        if (lstat(full, &st) != 0)
-            continue;
-        if (S_ISDIR(st.st_mode))
-            walk_dir(L, root, sub, n);
-        else if (S_ISREG(st.st_mode)) {
-            lua_pushstring(L, sub);
-            lua_rawseti(L, -2, ++*n);
-        }
-    }
-    closedir(d);
+    const char *path = luaL_checkstring(L, 1);
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return fail_path(L, "stat", path, errno);
+    push_stat(L, &st);
+    return 1;
 }
 
-// paths = core.fs.walk(root): regular files below root, relative (unsorted); nil, err if root is missing
+// info = core.fs.lstat(path): like stat, but a symlink is reported as type "link"
+static int fs_lstat(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return fail_path(L, "lstat", path, errno);
+    push_stat(L, &st);
+    return 1;
+}
+
+/* ---- read ---------------------------------------------------------------- */
+
+/* Reads all of fd into a malloc'd buffer; -1 with errno on failure. */
+static int read_fd(int fd, size_t hint, char **out, size_t *out_len)
+{
+    size_t cap = hint + 1 > 4096 ? hint + 1 : 4096, len = 0;
+    char *buf = malloc(cap);
+    if (!buf)
+        return -1;
+    for (;;) {
+        if (len == cap) {
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                free(buf);
+                errno = ENOMEM;
+                return -1;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        ssize_t r = read(fd, buf + len, cap - len);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            int e = errno;
+            free(buf);
+            errno = e;
+            return -1;
+        }
+        if (r == 0)
+            break;
+        len += (size_t)r;
+    }
+    *out = buf;
+    *out_len = len;
+    return 0;
+}
+
+/* Owns what fs_read holds while Lua may raise (out of memory while pushing). */
+typedef struct {
+    int fd;
+    char *buf;
+} read_guard;
+
+static int read_guard_gc(lua_State *L)
+{
+    read_guard *g = luaL_checkudata(L, 1, READ_GUARD_TYPE);
+    if (g->fd >= 0)
+        close(g->fd);
+    free(g->buf);
+    g->fd = -1;
+    g->buf = NULL;
+    return 0;
+}
+
+// data = core.fs.read(path): the whole file
+static int fs_read(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    read_guard *g = lua_newuserdatauv(L, sizeof *g, 0);
+    g->fd = -1;
+    g->buf = NULL;
+    luaL_setmetatable(L, READ_GUARD_TYPE);
+    g->fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (g->fd < 0)
+        return fail_path(L, "read", path, errno);
+    struct stat st;
+    int e = fstat(g->fd, &st) != 0 ? errno : S_ISDIR(st.st_mode) ? EISDIR : 0;
+    size_t len = 0;
+    if (!e && read_fd(g->fd, (size_t)st.st_size, &g->buf, &len) != 0)
+        e = errno;
+    close(g->fd);
+    g->fd = -1;
+    if (e)
+        return fail_path(L, "read", path, e);
+    lua_pushlstring(L, g->buf, len);
+    free(g->buf);
+    g->buf = NULL;
+    return 1;
+}
+
+/* ---- atomic write ------------------------------------------------------- */
+
+struct atomic_file {
+    int fd;
+    char *tmp;
+};
+
+/* Creates a unique temp file beside `path` (O_EXCL). -1 with errno on failure. */
+static int atomic_begin(struct atomic_file *a, const char *path)
+{
+    static unsigned counter;
+    char *dir = dir_of(path);
+    if (!dir)
+        return -1;
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    size_t cap = strlen(dir) + strlen(base) + 64;
+    a->tmp = malloc(cap);
+    a->fd = -1;
+    if (!a->tmp) {
+        free(dir);
+        errno = ENOMEM;
+        return -1;
+    }
+    for (int tries = 0; tries < 1000; tries++) {
+        snprintf(a->tmp, cap, "%s/.%s.tmp.%ld.%u", dir, base, (long)getpid(), counter++);
+        a->fd = open(a->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (a->fd >= 0 || errno != EEXIST)
+            break;
+    }
+    int e = errno;
+    free(dir);
+    if (a->fd < 0) {
+        free(a->tmp);
+        a->tmp = NULL;
+        errno = e;
+        return -1;
+    }
+    return 0;
+}
+
+/* Removes the temp file; keeps errno. */
+static void atomic_abort(struct atomic_file *a)
+{
+    int e = errno;
+    if (a->fd >= 0)
+        close(a->fd);
+    if (a->tmp)
+        unlink(a->tmp);
+    free(a->tmp);
+    a->fd = -1;
+    a->tmp = NULL;
+    errno = e;
+}
+
+/* chmod, fsync, close, rename over path, fsync the directory. On failure the
+ * temp file is gone and errno says why. */
+static int atomic_commit(struct atomic_file *a, const char *path, mode_t mode, int sync)
+{
+    if (fchmod(a->fd, mode) != 0 || (sync && fsync(a->fd) != 0)) {
+        atomic_abort(a);
+        return -1;
+    }
+    int fd = a->fd;
+    a->fd = -1;
+    if (close(fd) != 0 || rename(a->tmp, path) != 0) {
+        atomic_abort(a);
+        return -1;
+    }
+    free(a->tmp);
+    a->tmp = NULL;
+    if (sync) {
+        char *dir = dir_of(path);
+        int r = dir ? fsync_dir(dir) : -1;
+        free(dir);
+        return r;
+    }
+    return 0;
+}
+
+/* The mode a new version of path gets: `mode` when given (>= 0), else the
+ * existing file's permissions, else 0644. */
+static mode_t target_mode(const char *path, lua_Integer mode)
+{
+    if (mode >= 0)
+        return (mode_t)mode;
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISREG(st.st_mode))
+        return st.st_mode & 07777;
+    return 0644;
+}
+
+// true = core.fs.write(path, data, mode?, fsync?): atomic (temp file + rename); mode default: keep or 0644
+static int fs_write(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    size_t len;
+    const char *data = luaL_checklstring(L, 2, &len);
+    lua_Integer mode = lua_isnoneornil(L, 3) ? -1 : (lua_Integer)check_mode(L, 3, 0);
+    int sync = lua_isnoneornil(L, 4) ? 1 : lua_toboolean(L, 4);
+    mode_t m = target_mode(path, mode);
+    struct atomic_file a;
+    if (atomic_begin(&a, path) != 0)
+        return fail_path(L, "write", path, errno);
+    if (write_all(a.fd, data, len) != 0) {
+        atomic_abort(&a);
+        return fail_path(L, "write", path, errno);
+    }
+    if (atomic_commit(&a, path, m, sync) != 0)
+        return fail_path(L, "write", path, errno);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* Streams fd into the temp file. */
+static int copy_fd(int in, int out)
+{
+    char buf[65536];
+    for (;;) {
+        ssize_t r = read(in, buf, sizeof buf);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -1;
+        if (r == 0)
+            return 0;
+        if (write_all(out, buf, (size_t)r) != 0)
+            return -1;
+    }
+}
+
+// true = core.fs.copy(from, to): a regular file, atomically, with its permission bits
+static int fs_copy(lua_State *L)
+{
+    const char *from = luaL_checkstring(L, 1);
+    const char *to = luaL_checkstring(L, 2);
+    int in = open(from, O_RDONLY | O_CLOEXEC);
+    if (in < 0)
+        return fail_path(L, "copy", from, errno);
+    struct stat st;
+    int e = fstat(in, &st) != 0     ? errno
+            : S_ISDIR(st.st_mode)   ? EISDIR
+            : !S_ISREG(st.st_mode)  ? EINVAL
+                                    : 0;
+    if (e) {
+        close(in);
+        return fail_path(L, "copy", from, e);
+    }
+    struct atomic_file a;
+    if (atomic_begin(&a, to) != 0) {
+        e = errno;
+        close(in);
+        return fail_path(L, "copy", to, e);
+    }
+    if (copy_fd(in, a.fd) != 0) {
+        e = errno;
+        atomic_abort(&a);
+        close(in);
+        return fail_path(L, "copy", lua_pushfstring(L, "%s -> %s", from, to), e);
+    }
+    close(in);
+    if (atomic_commit(&a, to, st.st_mode & 07777, 0) != 0)
+        return fail_path(L, "copy", to, errno);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* ---- walk --------------------------------------------------------------- */
+
+struct walk_entry {
+    size_t path; /* offset into names, then path_ptr (walk_push) */
+    const char *path_ptr;
+    mode_t mode;
+    int64_t size, mtime_ns;
+    uint64_t ino;
+};
+
+struct walk_state {
+    struct walk_entry *entries;
+    size_t n, cap;
+    char *names; /* every entry's path, NUL-terminated, back to back */
+    size_t names_len, names_cap;
+    char *rel; /* the relative path being visited */
+    size_t rel_cap;
+    /* options (Lua strings borrowed from the options table for the call) */
+    const char **ignore;
+    int n_ignore;
+    int include_dirs, want_stat, max_depth;
+    /* the first failure */
+    int err;
+    char *err_path;
+};
+
+static int walk_gc(lua_State *L)
+{
+    struct walk_state *w = luaL_checkudata(L, 1, WALK_TYPE);
+    free(w->entries);
+    free(w->names);
+    free(w->rel);
+    free(w->ignore);
+    free(w->err_path);
+    memset(w, 0, sizeof *w);
+    return 0;
+}
+
+static int grow(void **buf, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return 0;
+    size_t ncap = *cap ? *cap : 64;
+    while (ncap < need)
+        ncap *= 2;
+    void *nb = realloc(*buf, ncap * elem);
+    if (!nb)
+        return -1;
+    *buf = nb;
+    *cap = ncap;
+    return 0;
+}
+
+static int walk_add(struct walk_state *w, const char *rel, size_t rel_len, const struct stat *st,
+                    mode_t type)
+{
+    if (grow((void **)&w->entries, &w->cap, w->n + 1, sizeof *w->entries) != 0 ||
+        grow((void **)&w->names, &w->names_cap, w->names_len + rel_len + 1, 1) != 0)
+        return -1;
+    struct walk_entry *e = &w->entries[w->n++];
+    memset(e, 0, sizeof *e);
+    e->path = w->names_len;
+    memcpy(w->names + w->names_len, rel, rel_len + 1);
+    w->names_len += rel_len + 1;
+    e->mode = type;
+    if (st) {
+        e->mode = st->st_mode;
+        e->size = (int64_t)st->st_size;
+        e->mtime_ns = mtime_ns(st);
+        e->ino = (uint64_t)st->st_ino;
+    }
+    return 0;
+}
+
+static int walk_fail(struct walk_state *w, int err)
+{
+    if (!w->err) {
+        w->err = err;
+        w->err_path = strdup(w->rel ? w->rel : "");
+    }
+    return -1;
+}
+
+static int walk_ignored(const struct walk_state *w, const char *rel, int is_dir)
+{
+    for (int i = 0; i < w->n_ignore; i++)
+        if (bbit_ignore_match_last(w->ignore[i], rel, is_dir))
+            return 1;
+    return 0;
+}
+
+static mode_t dtype_mode(unsigned char t)
+{
+    switch (t) {
+    case DT_REG:
+        return S_IFREG;
+    case DT_DIR:
+        return S_IFDIR;
+    case DT_LNK:
+        return S_IFLNK;
+    case DT_UNKNOWN:
+        return 0;
+    default:
+        return S_IFIFO; /* some other kind: skipped */
+    }
+}
+
+static int walk_dir(struct walk_state *w, int dfd, size_t rel_len, int depth);
+
+/* One directory entry `name` of dfd; w->rel holds the parent's relative path. */
+static int walk_entry(struct walk_state *w, int dfd, const char *name, unsigned char dtype,
+                      size_t rel_len, int depth)
+{
+    size_t name_len = strlen(name);
+    size_t len = rel_len + (rel_len ? 1 : 0) + name_len;
+    if (grow((void **)&w->rel, &w->rel_cap, len + 1, 1) != 0)
+        return walk_fail(w, ENOMEM);
+    if (rel_len)
+        w->rel[rel_len] = '/';
+    memcpy(w->rel + len - name_len, name, name_len + 1);
+    struct stat st;
+    mode_t type = dtype_mode(dtype);
+    if (w->want_stat || type == 0) {
+        if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+            return errno == ENOENT ? 0 : walk_fail(w, errno); /* vanished: skip */
+        type = st.st_mode & S_IFMT;
+    }
+    int is_dir = S_ISDIR(type);
+    if (!is_dir && !S_ISREG(type) && !S_ISLNK(type))
+        return 0;
+    if (walk_ignored(w, w->rel, is_dir))
+        return 0;
+    if ((!is_dir || w->include_dirs) &&
+        walk_add(w, w->rel, len, w->want_stat ? &st : NULL, type) != 0)
+        return walk_fail(w, ENOMEM);
+    if (!is_dir || (w->max_depth > 0 && depth >= w->max_depth))
+        return 0;
+    int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return walk_fail(w, errno);
+    return walk_dir(w, fd, len, depth + 1);
+}
+
+/* Visits the directory open as fd (takes ownership), at relative path w->rel[0..rel_len). */
+static int walk_dir(struct walk_state *w, int fd, size_t rel_len, int depth)
+{
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        int e = errno;
+        close(fd);
+        return walk_fail(w, e);
+    }
+    int r = 0;
+    for (;;) {
+        errno = 0;
+        struct dirent *de = readdir(d);
+        if (!de) {
+            if (errno)
+                r = walk_fail(w, errno);
+            break;
+        }
+        const char *n = de->d_name;
+        if (n[0] == '.' && (n[1] == '\0' || (n[1] == '.' && n[2] == '\0')))
+            continue;
+        if (walk_entry(w, dirfd(d), n, de->d_type, rel_len, depth) != 0) {
+            r = -1;
+            break;
+        }
+        w->rel[rel_len] = '\0';
+    }
+    closedir(d);
+    return r;
+}
+
+static int entry_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct walk_entry *)a)->path_ptr,
+                  ((const struct walk_entry *)b)->path_ptr);
+}
+
+static void walk_read_options(lua_State *L, int idx, struct walk_state *w)
+{
+    if (lua_isnoneornil(L, idx))
+        return;
+    luaL_checktype(L, idx, LUA_TTABLE);
+    lua_getfield(L, idx, "include_dirs");
+    w->include_dirs = lua_toboolean(L, -1);
+    lua_getfield(L, idx, "stat");
+    w->want_stat = lua_toboolean(L, -1);
+    lua_getfield(L, idx, "max_depth");
+    w->max_depth = lua_isnil(L, -1) ? 0 : (int)luaL_checkinteger(L, -1);
+    lua_pop(L, 3);
+    if (lua_getfield(L, idx, "ignore") == LUA_TNIL) {
+        lua_pop(L, 1);
+        return;
+    }
+    luaL_argcheck(L, lua_istable(L, -1), idx, "ignore must be a list of patterns");
+    int n = (int)lua_rawlen(L, -1);
+    w->ignore = calloc((size_t)n + 1, sizeof *w->ignore);
+    if (!w->ignore)
+        luaL_error(L, "out of memory");
+    for (int i = 1; i <= n; i++) {
+        lua_rawgeti(L, -1, i);
+        if (lua_type(L, -1) != LUA_TSTRING)
+            luaL_error(L, "bad ignore pattern #%d (string expected, got %s)", i,
+                       luaL_typename(L, -1));
+        w->ignore[w->n_ignore++] = lua_tostring(L, -1); /* anchored by the table */
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+}
+
+static void walk_push(lua_State *L, struct walk_state *w)
+{
+    for (size_t i = 0; i < w->n; i++)
+        w->entries[i].path_ptr = w->names + w->entries[i].path;
+    qsort(w->entries, w->n, sizeof *w->entries, entry_cmp);
+    lua_createtable(L, (int)w->n, 0);
+    for (size_t i = 0; i < w->n; i++) {
+        const struct walk_entry *e = &w->entries[i];
+        if (w->want_stat) {
+            lua_createtable(L, 0, 6);
+            lua_pushstring(L, e->path_ptr);
+            lua_setfield(L, -2, "path");
+            lua_pushstring(L, type_name(e->mode));
+            lua_setfield(L, -2, "type");
+            set_int(L, "size", (lua_Integer)e->size);
+            set_int(L, "mode", (lua_Integer)(e->mode & 07777));
+            set_int(L, "mtime_ns", (lua_Integer)e->mtime_ns);
+            set_int(L, "ino", (lua_Integer)e->ino);
+        } else {
+            lua_pushstring(L, e->path_ptr);
+        }
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+}
+
+// paths = core.fs.walk(root, {ignore=, include_dirs=, stat=, max_depth=}): sorted relative paths
+// of files and symlinks (never followed) below root; nil, err, errno when root is unreadable
 static int fs_walk(lua_State *L)
 {
     const char *root = luaL_checkstring(L, 1);
+    lua_settop(L, 2);
+    struct walk_state *w = lua_newuserdatauv(L, sizeof *w, 0); // [root, opts, state]
+    memset(w, 0, sizeof *w);
+    luaL_setmetatable(L, WALK_TYPE);
+    walk_read_options(L, 2, w);
+    int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return fail_path(L, "walk", root, errno);
+    if (grow((void **)&w->rel, &w->rel_cap, 1, 1) != 0) {
+        close(fd);
+        return luaL_error(L, "out of memory");
+    }
+    w->rel[0] = '\0';
+    if (walk_dir(w, fd, 0, 1) != 0) {
+        const char *sub = lua_pushstring(L, w->err_path ? w->err_path : "");
+        const char *where = *sub ? lua_pushfstring(L, "%s/%s", root, sub) : root;
+        int e = w->err;
+        lua_pushcfunction(L, walk_gc);
+        lua_pushvalue(L, 3);
+        lua_call(L, 1, 0);
+        return fail_path(L, "walk", where, e);
+    }
+    walk_push(L, w);             // [root, opts, state, list]
+    lua_pushcfunction(L, walk_gc);
+    lua_pushvalue(L, 3);
+    lua_call(L, 1, 0);           /* free now rather than at the next GC */
+    return 1;
+}
+
+/* ---- mkdir, remove, rename, links, modes, temp dirs ---------------------- */
+
+static int mkdir_p(char *path, mode_t mode)
+{
+    if (mkdir(path, mode) == 0)
+        return 0;
+    if (errno == EEXIST) {
+        struct stat st;
+        if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+            return 0;
+        errno = EEXIST;
+        return -1;
+    }
+    if (errno != ENOENT)
+        return -1;
+    char *slash = strrchr(path, '/');
+    while (slash && slash > path && slash[-1] == '/')
+        slash--;
+    if (!slash || slash == path)
+        return -1;
+    *slash = '\0';
+    int r = mkdir_p(path, mode);
+    *slash = '/';
+    if (r != 0)
+        return -1;
+    if (mkdir(path, mode) == 0 || errno == EEXIST)
+        return 0;
+    return -1;
+}
+
+// true = core.fs.mkdir(path, mode?): creates path and its missing parents (mode default 0777 & ~umask)
+static int fs_mkdir(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    mode_t mode = check_mode(L, 2, 0777);
+    char *copy = strdup(path);
+    if (!copy)
+        return luaL_error(L, "out of memory");
+    size_t n = strlen(copy);
+    while (n > 1 && copy[n - 1] == '/')
+        copy[--n] = '\0';
+    int r = mkdir_p(copy, mode);
+    int e = errno;
+    free(copy);
+    if (r != 0)
+        return fail_path(L, "mkdir", path, e);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* Removes everything inside the directory open as fd (takes ownership);
+ * never follows a symlink (a link is removed, not its target). */
+static int remove_contents(int fd)
+{
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    int r = 0;
+    struct dirent *de;
+    while (r == 0 && (errno = 0, de = readdir(d))) {
+        const char *n = de->d_name;
+        if (n[0] == '.' && (n[1] == '\0' || (n[1] == '.' && n[2] == '\0')))
+            continue;
+        if (unlinkat(dirfd(d), n, 0) == 0)
+            continue;
+        if (errno != EISDIR && errno != EPERM) {
+            r = errno == ENOENT ? 0 : -1;
+            continue;
+        }
+        int sub = openat(dirfd(d), n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (sub < 0 || remove_contents(sub) != 0 || unlinkat(dirfd(d), n, AT_REMOVEDIR) != 0)
+            r = -1;
+    }
+    if (r == 0 && errno != 0)
+        r = -1;
+    int e = errno;
+    closedir(d);
+    errno = e;
+    return r;
+}
+
+// removed = core.fs.remove(path, recursive?): true when removed, false when path did not exist
+static int fs_remove(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    int recursive = lua_toboolean(L, 2);
     struct stat st;
-    if (stat(root, &st) != 0)
-        return bbit_fail_errno(L, lua_pushfstring(L, "fs.walk: %s", root));
-    lua_newtable(L);
-    int n = 0;
-    walk_dir(L, root, "", &n);
+    if (lstat(path, &st) != 0) {
+        if (errno == ENOENT) {
+            lua_pushboolean(L, 0);
+            return 1;
+        }
+        return fail_path(L, "remove", path, errno);
+    }
+    int r;
+    if (!S_ISDIR(st.st_mode)) {
+        r = unlink(path);
+    } else if (!recursive) {
+        r = rmdir(path);
+    } else {
+        char *norm = bbit_path_normalize(path);
+        int is_root = norm && strcmp(norm, "/") == 0;
+        free(norm);
+        if (is_root)
+            return fail_path(L, "remove", path, EPERM);
+        int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        r = (fd < 0 || remove_contents(fd) != 0) ? -1 : rmdir(path);
+    }
+    if (r != 0)
+        return fail_path(L, "remove", path, errno);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+// true = core.fs.rename(from, to)
+static int fs_rename(lua_State *L)
+{
+    const char *from = luaL_checkstring(L, 1);
+    const char *to = luaL_checkstring(L, 2);
+    if (rename(from, to) != 0)
+        return fail_path(L, "rename", lua_pushfstring(L, "%s -> %s", from, to), errno);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+// true = core.fs.symlink(target, link): creates `link` pointing at `target`
+static int fs_symlink(lua_State *L)
+{
+    const char *target = luaL_checkstring(L, 1);
+    const char *link = luaL_checkstring(L, 2);
+    if (symlink(target, link) != 0)
+        return fail_path(L, "symlink", link, errno);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+// target = core.fs.readlink(path)
+static int fs_readlink(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    char buf[PATH_MAX];
+    ssize_t n = readlink(path, buf, sizeof buf);
+    if (n < 0)
+        return fail_path(L, "readlink", path, errno);
+    if ((size_t)n == sizeof buf)
+        return fail_path(L, "readlink", path, ENAMETOOLONG);
+    lua_pushlstring(L, buf, (size_t)n);
+    return 1;
+}
+
+// abs = core.fs.realpath(path): absolute, symlinks resolved; the path must exist
+static int fs_realpath(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    char *r = realpath(path, NULL);
+    if (!r)
+        return fail_path(L, "realpath", path, errno);
+    lua_pushstring(L, r);
+    free(r);
+    return 1;
+}
+
+// true = core.fs.chmod(path, mode)
+static int fs_chmod(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    if (lua_isnoneornil(L, 2))
+        luaL_argerror(L, 2, "mode expected");
+    mode_t mode = check_mode(L, 2, 0);
+    if (chmod(path, mode) != 0)
+        return fail_path(L, "chmod", path, errno);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+// dir = core.fs.tempdir(prefix?): a new private directory (mkdtemp); a prefix without '/' goes in $TMPDIR or /tmp
+static int fs_tempdir(lua_State *L)
+{
+    const char *prefix = luaL_optstring(L, 1, "bbit-");
+    const char *tmp = getenv("TMPDIR");
+    if (!tmp || !*tmp)
+        tmp = "/tmp";
+    const char *tpl = strchr(prefix, '/') ? lua_pushfstring(L, "%sXXXXXX", prefix)
+                                          : lua_pushfstring(L, "%s/%sXXXXXX", tmp, prefix);
+    char *buf = strdup(tpl);
+    if (!buf)
+        return luaL_error(L, "out of memory");
+    if (!mkdtemp(buf)) {
+        int e = errno;
+        free(buf);
+        return fail_path(L, "tempdir", tpl, e);
+    }
+    lua_pushstring(L, buf);
+    free(buf);
+    return 1;
+}
+
+/* ---- locks -------------------------------------------------------------- */
+
+typedef struct {
+    char *path; /* the resource pointer: NULL once released */
+    int fd;
+} lock_handle;
+
+static int lock_close(lua_State *L)
+{
+    lock_handle *lk = luaL_checkudata(L, 1, LOCK_TYPE);
+    if (lk->path) {
+        free(lk->path);
+        lk->path = NULL;
+        if (ftruncate(lk->fd, 0) != 0) { /* best effort: forget the pid */
+        }
+        close(lk->fd); /* releases the flock */
+        lk->fd = -1;
+    }
+    return 0;
+}
+
+// lock:release(): idempotent
+static int lock_release(lua_State *L)
+{
+    return lock_close(L);
+}
+
+// path = lock:path()
+static int lock_path(lua_State *L)
+{
+    lock_handle *lk = bbit_check_open(L, 1, LOCK_TYPE, "lock");
+    lua_pushstring(L, lk->path);
+    return 1;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The pid written in the lock file by its holder, or 0 when unknown. */
+static long lock_holder(int fd)
+{
+    for (int tries = 0; tries < 20; tries++) {
+        char buf[32];
+        ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+        if (n > 0) {
+            buf[n] = '\0';
+            long pid = strtol(buf, NULL, 10);
+            if (pid > 0)
+                return pid;
+        }
+        sleep_ms(5); /* the holder may be between flock and write */
+    }
+    return 0;
+}
+
+/* Tries flock until it succeeds or `wait_s` seconds passed (< 0: once). */
+static int lock_acquire(int fd, double wait_s)
+{
+    double deadline = now_s() + (wait_s > 0 ? wait_s : 0);
+    for (;;) {
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+            return 0;
+        if (errno == EINTR)
+            continue;
+        if (errno != EWOULDBLOCK)
+            return -1;
+        double left = deadline - now_s();
+        if (wait_s <= 0 || left <= 0) {
+            errno = EWOULDBLOCK;
+            return -1;
+        }
+        sleep_ms(left < 0.05 ? (long)(left * 1000) + 1 : 50);
+    }
+}
+
+// lock = core.fs.lock(path, wait_seconds?): exclusive advisory lock (flock) on path, holding our pid;
+// nil, "<path> is locked by pid N (...)", EWOULDBLOCK, N when another holder keeps it past the wait
+static int fs_lock(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    double wait_s = luaL_optnumber(L, 2, 0);
+    lock_handle *lk = lua_newuserdatauv(L, sizeof *lk, 0);
+    lk->path = NULL;
+    lk->fd = -1;
+    luaL_setmetatable(L, LOCK_TYPE);
+    char *copy = strdup(path);
+    if (!copy)
+        return luaL_error(L, "out of memory");
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        int e = errno;
+        free(copy);
+        return fail_path(L, "lock", path, e);
+    }
+    if (lock_acquire(fd, wait_s) != 0) {
+        int e = errno;
+        long pid = e == EWOULDBLOCK ? lock_holder(fd) : 0;
+        close(fd);
+        free(copy);
+        if (e != EWOULDBLOCK)
+            return fail_path(L, "lock", path, e);
+        lua_pushnil(L);
+        if (pid > 0)
+            lua_pushfstring(L, "%s is locked by pid %d (another bbit running? if not, the lock "
+                               "is released when that process exits)", path, (int)pid);
+        else
+            lua_pushfstring(L, "%s is locked by another process (another bbit running? if not, "
+                               "the lock is released when that process exits)", path);
+        lua_pushinteger(L, EWOULDBLOCK);
+        lua_pushinteger(L, pid);
+        return 4;
+    }
+    char pidbuf[32];
+    int n = snprintf(pidbuf, sizeof pidbuf, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, pidbuf, (size_t)n, 0) != n) {
+        int e = errno;
+        close(fd);
+        free(copy);
+        return fail_path(L, "lock", path, e);
+    }
+    lk->fd = fd;
+    lk->path = copy;
+    return 1;
+}
+
+/* ---- lexical paths and globs (runtime/core/path.c) ----------------------- */
+
+// norm = core.fs.path_normalize(path)
+static int fs_path_normalize(lua_State *L)
+{
+    char *n = bbit_path_normalize(luaL_checkstring(L, 1));
+    if (!n)
+        return luaL_error(L, "out of memory");
+    lua_pushstring(L, n);
+    free(n);
+    return 1;
+}
+
+// norm = core.fs.path_safe_relative(path): nil, "<path>: reason" when absolute or escaping
+static int fs_path_safe_relative(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    char *out;
+    enum bbit_path_error e = bbit_path_safe_relative(path, &out);
+    if (e == BBIT_PATH_NOMEM)
+        return luaL_error(L, "out of memory");
+    if (e != BBIT_PATH_OK)
+        return bbit_fail(L, "path '%s' %s", path, bbit_path_error_message(e));
+    lua_pushstring(L, out);
+    free(out);
+    return 1;
+}
+
+// ok = core.fs.path_is_within(root, path): lexical
+static int fs_path_is_within(lua_State *L)
+{
+    lua_pushboolean(L, bbit_path_is_within(luaL_checkstring(L, 1), luaL_checkstring(L, 2)));
+    return 1;
+}
+
+// ok = core.fs.glob_match(pattern, path)
+static int fs_glob_match(lua_State *L)
+{
+    lua_pushboolean(L, bbit_glob_match(luaL_checkstring(L, 1), luaL_checkstring(L, 2)));
+    return 1;
+}
+
+// ok = core.fs.ignore_match(pattern, path, is_dir?): .gitignore-style
+static int fs_ignore_match(lua_State *L)
+{
+    lua_pushboolean(L, bbit_ignore_match(luaL_checkstring(L, 1), luaL_checkstring(L, 2),
+                                         lua_toboolean(L, 3)));
     return 1;
 }
 
@@ -75,9 +1080,52 @@ int luaopen_bbit_core_fs(lua_State *L)
     static const luaL_Reg fns[] = {
         {"cwd", fs_cwd},
         {"chdir", fs_chdir},
+        {"stat", fs_stat},
+        {"lstat", fs_lstat},
+        {"read", fs_read},
+        {"write", fs_write},
+        {"copy", fs_copy},
         {"walk", fs_walk},
+        {"mkdir", fs_mkdir},
+        {"remove", fs_remove},
+        {"rename", fs_rename},
+        {"symlink", fs_symlink},
+        {"readlink", fs_readlink},
+        {"realpath", fs_realpath},
+        {"chmod", fs_chmod},
+        {"tempdir", fs_tempdir},
+        {"lock", fs_lock},
+        {"path_normalize", fs_path_normalize},
+        {"path_safe_relative", fs_path_safe_relative},
+        {"path_is_within", fs_path_is_within},
+        {"glob_match", fs_glob_match},
+        {"ignore_match", fs_ignore_match},
         {NULL, NULL},
     };
+    static const luaL_Reg lock_methods[] = {
+        {"release", lock_release},
+        {"path", lock_path},
+        {NULL, NULL},
+    };
+    bbit_new_handle_type(L, LOCK_TYPE, lock_methods, lock_close);
+    luaL_newmetatable(L, WALK_TYPE);
+    lua_pushcfunction(L, walk_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pop(L, 1);
+    luaL_newmetatable(L, READ_GUARD_TYPE);
+    lua_pushcfunction(L, read_guard_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pop(L, 1);
     luaL_newlib(L, fns);
+    lua_createtable(L, 0, 8); // [fs, errno]
+    set_int(L, "ENOENT", ENOENT);
+    set_int(L, "ENOTDIR", ENOTDIR);
+    set_int(L, "EEXIST", EEXIST);
+    set_int(L, "EISDIR", EISDIR);
+    set_int(L, "EACCES", EACCES);
+    set_int(L, "ENOTEMPTY", ENOTEMPTY);
+    set_int(L, "EWOULDBLOCK", EWOULDBLOCK);
+    set_int(L, "ELOOP", ELOOP);
+    lua_setfield(L, -2, "errno");
     return 1;
 }

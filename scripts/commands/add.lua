@@ -77,7 +77,7 @@ then the workspace defaultScope).]],
     local added = {}
     for _, arg in ipairs(ctx.args) do
       local abs = path.normalize(path.is_absolute(arg) and arg or (cwd .. "/" .. arg))
-      local real = fs.realpath(abs)
+      local real = fs.try_realpath(abs)
       if not real then
         errors.fail(("%s does not exist"):format(arg))
       end

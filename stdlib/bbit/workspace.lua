@@ -326,7 +326,7 @@ function Workspace:scan(id)
     return comp
   end
   if st.type == "link" then
-    local real = fs.realpath(abs_root)
+    local real = fs.try_realpath(abs_root)
     if not real or not path.is_within(self.root, real) then
       comp.issues[#comp.issues + 1] = ("%s is a symlink to a folder outside the workspace"):format(root_dir)
       return comp
@@ -342,7 +342,7 @@ function Workspace:scan(id)
     local abs = abs_root .. "/" .. e.path
     local info = e
     if e.type == "link" then
-      local real = fs.realpath(abs)
+      local real = fs.try_realpath(abs)
       if not real or not path.is_within(abs_root, real) then
         comp.issues[#comp.issues + 1] = ("%s/%s is a symlink pointing outside the component"):format(root_dir, e.path)
         info = nil

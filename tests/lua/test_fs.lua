@@ -1,0 +1,569 @@
+-- bbit.fs and bbit.path: good and bad input, messages naming the path, nothing left behind.
+local t = require("testlib")
+local fs = require("bbit.fs")
+local path = require("bbit.path")
+
+local root = t.tmpdir()
+local n = 0
+-- A fresh directory for one test.
+local function dir()
+  n = n + 1
+  local d = root .. "/d" .. n
+  fs.mkdir(d)
+  return d
+end
+
+local function put(p, data)
+  local f = assert(io.open(p, "wb"))
+  f:write(data)
+  f:close()
+end
+
+local function get(p)
+  local f = assert(io.open(p, "rb"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function sh(cmd)
+  local ok = os.execute(cmd)
+  assert(ok, "command failed: " .. cmd)
+end
+
+local function octal(s)
+  return tonumber(s, 8)
+end
+
+-- Names in d (not recursive), sorted, dotfiles included.
+local function listing(d)
+  local out = {}
+  local p = io.popen("ls -A '" .. d .. "'")
+  for line in p:lines() do
+    out[#out + 1] = line
+  end
+  p:close()
+  table.sort(out)
+  return out
+end
+
+-- stat / lstat / exists --------------------------------------------------------
+
+t.test("stat describes files, dirs and links", function()
+  local d = dir()
+  put(d .. "/f", "12345")
+  sh("chmod 640 '" .. d .. "/f'")
+  fs.symlink("f", d .. "/l")
+  local s = fs.stat(d .. "/f")
+  t.eq(s.type, "file")
+  t.eq(s.size, 5)
+  t.eq(s.mode, octal("640"))
+  t.ok(math.type(s.mtime_ns) == "integer" and s.mtime_ns > 1600000000 * 1000000000, "mtime_ns in ns")
+  t.ok(s.ino > 0 and math.type(s.dev) == "integer", "ino/dev")
+  t.eq(fs.stat(d).type, "dir")
+  t.eq(fs.stat(d .. "/l").type, "file")
+  t.eq(fs.lstat(d .. "/l").type, "link")
+  t.eq(fs.stat(d .. "/l").ino, s.ino)
+end)
+
+t.test("stat returns nil for missing paths, raises on other errors", function()
+  local d = dir()
+  put(d .. "/file", "x")
+  t.eq(fs.stat(d .. "/missing"), nil)
+  t.eq(fs.lstat(d .. "/missing"), nil)
+  t.eq(fs.stat(d .. "/file/below"), nil, "ENOTDIR counts as missing")
+  fs.symlink("loop2", d .. "/loop1")
+  fs.symlink("loop1", d .. "/loop2")
+  t.raises(function() fs.stat(d .. "/loop1") end, "fs.stat: " .. d .. "/loop1: Too many levels of symbolic links")
+  t.eq(fs.lstat(d .. "/loop1").type, "link")
+  t.raises(function() fs.stat(d .. "/" .. string.rep("n", 300)) end, "File name too long")
+end)
+
+t.test("exists, is_dir, is_file", function()
+  local d = dir()
+  put(d .. "/f", "")
+  fs.symlink("nowhere", d .. "/dangling")
+  t.eq(fs.exists(d .. "/f"), true)
+  t.eq(fs.exists(d .. "/nope"), false)
+  t.eq(fs.exists(d .. "/dangling"), true)
+  t.eq(fs.is_file(d .. "/dangling"), false)
+  t.eq(fs.is_file(d .. "/f"), true)
+  t.eq(fs.is_file(d), false)
+  t.eq(fs.is_dir(d), true)
+  t.eq(fs.is_dir(d .. "/f"), false)
+  t.eq(fs.is_dir(d .. "/nope"), false)
+end)
+
+-- read / write --------------------------------------------------------------------
+
+t.test("read returns whole files, binary-safe", function()
+  local d = dir()
+  local big = string.rep("abc\0\255", 50000)
+  put(d .. "/big", big)
+  t.eq(fs.read(d .. "/big"), big)
+  put(d .. "/empty", "")
+  t.eq(fs.read(d .. "/empty"), "")
+end)
+
+t.test("read failures name the path", function()
+  local d = dir()
+  put(d .. "/file", "x")
+  t.raises(function() fs.read(d .. "/missing.txt") end, "fs.read: " .. d .. "/missing.txt: No such file or directory")
+  t.raises(function() fs.read(d) end, "fs.read: " .. d .. ": Is a directory")
+  t.raises(function() fs.read(d .. "/file/x") end, "fs.read: " .. d .. "/file/x: Not a directory")
+  local data, err = fs.try_read(d .. "/missing.txt")
+  t.eq(data, nil)
+  t.eq(err, "fs.read: " .. d .. "/missing.txt: No such file or directory")
+  t.eq(fs.try_read(d .. "/file"), "x")
+  t.raises(function() fs.read(nil) end, "bad argument #1")
+end)
+
+t.test("write creates and replaces atomically with modes", function()
+  local d = dir()
+  fs.write(d .. "/a.txt", "one")
+  t.eq(get(d .. "/a.txt"), "one")
+  t.eq(fs.stat(d .. "/a.txt").mode, octal("644"))
+  fs.write(d .. "/a.txt", "two", { fsync = false })
+  t.eq(get(d .. "/a.txt"), "two")
+  fs.write(d .. "/secret", "s", { mode = "600" })
+  t.eq(fs.stat(d .. "/secret").mode, octal("600"))
+  fs.write(d .. "/run.sh", "#!/bin/sh\n", { mode = octal("755") })
+  t.eq(fs.stat(d .. "/run.sh").mode, octal("755"))
+  fs.write(d .. "/run.sh", "#!/bin/sh\necho\n")
+  t.eq(fs.stat(d .. "/run.sh").mode, octal("755"), "keeps the existing mode")
+  local bin = string.rep("\0\1\2", 100000)
+  fs.write(d .. "/bin", bin)
+  t.eq(get(d .. "/bin"), bin)
+  t.eq(listing(d), { "a.txt", "bin", "run.sh", "secret" }, "no temp files remain")
+end)
+
+t.test("write replaces a symlink by a file, not its target", function()
+  local d = dir()
+  put(d .. "/target", "old")
+  fs.symlink("target", d .. "/link")
+  fs.write(d .. "/link", "new")
+  t.eq(get(d .. "/target"), "old")
+  t.eq(fs.lstat(d .. "/link").type, "file")
+  t.eq(get(d .. "/link"), "new")
+end)
+
+t.test("write failures leave the old content and no temp file", function()
+  local d = dir()
+  put(d .. "/file", "keep")
+  -- a parent that is a file: the temp file cannot be created
+  t.raises(function() fs.write(d .. "/file/x", "data") end, "fs.write: " .. d .. "/file/x: Not a directory")
+  t.eq(get(d .. "/file"), "keep")
+  -- a target that is a directory: written, then the rename fails
+  fs.mkdir(d .. "/sub/inner")
+  t.raises(function() fs.write(d .. "/sub", "data") end, "fs.write: " .. d .. "/sub: Is a directory")
+  t.eq(fs.is_dir(d .. "/sub/inner"), true)
+  t.eq(listing(d), { "file", "sub" }, "no temp file left")
+  -- a missing parent
+  local ok, err = fs.try_write(d .. "/nodir/x", "data")
+  t.eq(ok, nil)
+  t.eq(err, "fs.write: " .. d .. "/nodir/x: No such file or directory")
+  t.raises(function() fs.write(d .. "/m", "x", { mode = "9" }) end, "invalid octal mode '9'")
+  t.raises(function() fs.write(d .. "/m", "x", { mode = 70000 }) end, "mode out of range")
+  t.raises(function() fs.write(d .. "/m", {}) end, "bad argument #2")
+  t.eq(fs.exists(d .. "/m"), false)
+end)
+
+-- copy / rename / remove / mkdir -----------------------------------------------
+
+t.test("copy keeps content and the exec bit", function()
+  local d = dir()
+  put(d .. "/tool", "#!/bin/sh\necho hi\n")
+  fs.chmod(d .. "/tool", "755")
+  fs.copy(d .. "/tool", d .. "/tool2")
+  t.eq(get(d .. "/tool2"), "#!/bin/sh\necho hi\n")
+  t.eq(fs.stat(d .. "/tool2").mode, octal("755"))
+  put(d .. "/plain", "p")
+  fs.chmod(d .. "/plain", octal("640"))
+  fs.copy(d .. "/plain", d .. "/tool2") -- replaces
+  t.eq(get(d .. "/tool2"), "p")
+  t.eq(fs.stat(d .. "/tool2").mode, octal("640"))
+  t.eq(listing(d), { "plain", "tool", "tool2" })
+end)
+
+t.test("copy failures", function()
+  local d = dir()
+  put(d .. "/f", "x")
+  t.raises(function() fs.copy(d .. "/missing", d .. "/g") end, "fs.copy: " .. d .. "/missing: No such file or directory")
+  t.raises(function() fs.copy(d, d .. "/g") end, "fs.copy: " .. d .. ": Is a directory")
+  t.raises(function() fs.copy(d .. "/f", d .. "/f/g") end, "fs.copy: " .. d .. "/f/g: Not a directory")
+  local ok, err = fs.try_copy(d .. "/f", d .. "/no/g")
+  t.eq(ok, nil)
+  t.contains(err, "/no/g: No such file or directory")
+  t.eq(listing(d), { "f" })
+end)
+
+t.test("rename moves and reports both paths", function()
+  local d = dir()
+  put(d .. "/a", "A")
+  fs.rename(d .. "/a", d .. "/b")
+  t.eq(fs.exists(d .. "/a"), false)
+  t.eq(get(d .. "/b"), "A")
+  t.raises(function() fs.rename(d .. "/a", d .. "/c") end,
+    "fs.rename: " .. d .. "/a -> " .. d .. "/c: No such file or directory")
+  local ok, err = fs.try_rename(d .. "/b", d .. "/b/x")
+  t.eq(ok, nil)
+  t.contains(err, "Not a directory")
+end)
+
+t.test("mkdir creates parents and accepts existing dirs", function()
+  local d = dir()
+  fs.mkdir(d .. "/a/b/c/")
+  t.eq(fs.is_dir(d .. "/a/b/c"), true)
+  fs.mkdir(d .. "/a/b") -- exists: fine
+  fs.mkdir(d .. "//x//y", "700")
+  t.eq(fs.stat(d .. "/x/y").mode, octal("700"))
+  put(d .. "/file", "")
+  t.raises(function() fs.mkdir(d .. "/file") end, "fs.mkdir: " .. d .. "/file: File exists")
+  t.raises(function() fs.mkdir(d .. "/file/sub/deeper") end, "fs.mkdir: " .. d .. "/file/sub/deeper: Not a directory")
+  local ok, err = fs.try_mkdir(d .. "/file/z")
+  t.eq(ok, nil)
+  t.contains(err, "Not a directory")
+end)
+
+t.test("remove: files, empty dirs, trees, missing", function()
+  local d = dir()
+  put(d .. "/f", "")
+  t.eq(fs.remove(d .. "/f"), true)
+  t.eq(fs.exists(d .. "/f"), false)
+  t.eq(fs.remove(d .. "/f"), false, "missing is not an error")
+  fs.mkdir(d .. "/tree/a/b")
+  put(d .. "/tree/a/b/x", "1")
+  put(d .. "/tree/.hidden", "1")
+  t.raises(function() fs.remove(d .. "/tree") end, "fs.remove: " .. d .. "/tree: Directory not empty")
+  t.eq(fs.remove(d .. "/tree", { recursive = true }), true)
+  t.eq(fs.exists(d .. "/tree"), false)
+  fs.mkdir(d .. "/empty")
+  t.eq(fs.remove(d .. "/empty"), true)
+  put(d .. "/file", "")
+  local ok, err = fs.try_remove(d .. "/file/x")
+  t.eq(ok, nil)
+  t.eq(err, "fs.remove: " .. d .. "/file/x: Not a directory")
+  t.raises(function() fs.remove("/", { recursive = true }) end, "fs.remove: /: Operation not permitted")
+end)
+
+t.test("remove never follows symlinks out of the tree", function()
+  local d = dir()
+  fs.mkdir(d .. "/outside")
+  put(d .. "/outside/precious", "keep")
+  fs.mkdir(d .. "/tree/sub")
+  fs.symlink(d .. "/outside", d .. "/tree/sub/link-to-dir")
+  fs.symlink(d .. "/outside/precious", d .. "/tree/link-to-file")
+  fs.remove(d .. "/tree", { recursive = true })
+  t.eq(fs.exists(d .. "/tree"), false)
+  t.eq(get(d .. "/outside/precious"), "keep")
+  -- a symlink to a directory given directly: the link goes, not the target
+  fs.symlink(d .. "/outside", d .. "/dirlink")
+  fs.remove(d .. "/dirlink", { recursive = true })
+  t.eq(fs.exists(d .. "/dirlink"), false)
+  t.eq(get(d .. "/outside/precious"), "keep")
+end)
+
+-- links, realpath, chmod, tempdir, cwd ------------------------------------------
+
+t.test("symlink, readlink, realpath", function()
+  local d = dir()
+  put(d .. "/f", "")
+  fs.symlink("f", d .. "/l")
+  t.eq(fs.readlink(d .. "/l"), "f")
+  t.eq(fs.realpath(d .. "/l"), fs.realpath(d) .. "/f")
+  fs.mkdir(d .. "/x")
+  t.eq(fs.realpath(d .. "/./x/../f"), fs.realpath(d) .. "/f")
+  t.raises(function() fs.symlink("f", d .. "/l") end, "fs.symlink: " .. d .. "/l: File exists")
+  t.raises(function() fs.readlink(d .. "/f") end, "fs.readlink: " .. d .. "/f: Invalid argument")
+  t.raises(function() fs.realpath(d .. "/missing") end, "fs.realpath: " .. d .. "/missing: No such file or directory")
+end)
+
+t.test("chmod", function()
+  local d = dir()
+  put(d .. "/f", "")
+  fs.chmod(d .. "/f", "751")
+  t.eq(fs.stat(d .. "/f").mode, octal("751"))
+  fs.chmod(d .. "/f", octal("604"))
+  t.eq(fs.stat(d .. "/f").mode, octal("604"))
+  t.raises(function() fs.chmod(d .. "/missing", "644") end, "fs.chmod: " .. d .. "/missing: No such file or directory")
+  t.raises(function() fs.chmod(d .. "/f") end, "bad argument #2 to 'chmod' (mode expected)")
+  t.raises(function() fs.chmod(d .. "/f", "rwx") end, "invalid octal mode 'rwx'")
+end)
+
+t.test("tempdir", function()
+  local d = dir()
+  local a = fs.tempdir(d .. "/tmp-")
+  local b = fs.tempdir(d .. "/tmp-")
+  t.ok(a ~= b, "unique")
+  t.ok(a:find(d .. "/tmp-", 1, true) == 1, a)
+  t.eq(fs.stat(a).mode, octal("700"))
+  local c = fs.tempdir()
+  t.ok(fs.is_dir(c) and path.basename(c):find("^bbit%-") ~= nil, c)
+  fs.remove(c)
+  t.raises(function() fs.tempdir(d .. "/missing/tmp-") end, "fs.tempdir: " .. d .. "/missing/tmp-XXXXXX: No such file or directory")
+end)
+
+t.test("cwd and chdir", function()
+  local here = fs.cwd()
+  local d = dir()
+  fs.chdir(d)
+  t.eq(fs.cwd(), fs.realpath(d))
+  fs.chdir(here)
+  t.eq(fs.cwd(), here)
+  t.raises(function() fs.chdir(d .. "/nope") end, "fs.chdir: " .. d .. "/nope: No such file or directory")
+end)
+
+-- walk ------------------------------------------------------------------------------
+
+local function tree()
+  local d = dir()
+  for _, p in ipairs({ "a-c", "a/b", "a/z/deep.txt", "src/main.c", "src/debug.log", ".hidden",
+    "node_modules/x/index.js", "pkg/node_modules/y.js", "build/out.o", "docs/a.md", "docs/sub/b.md" }) do
+    fs.mkdir(path.dirname(d .. "/" .. p))
+    put(d .. "/" .. p, p)
+  end
+  fs.symlink("/etc", d .. "/etc-link")
+  fs.mkdir(d .. "/emptydir")
+  return d
+end
+
+t.test("walk lists files and links, sorted bytewise, relative", function()
+  local d = tree()
+  t.eq(fs.walk(d), { ".hidden", "a-c", "a/b", "a/z/deep.txt", "build/out.o", "docs/a.md", "docs/sub/b.md",
+    "etc-link", "node_modules/x/index.js", "pkg/node_modules/y.js", "src/debug.log", "src/main.c" })
+end)
+
+t.test("walk ignore patterns", function()
+  local d = tree()
+  t.eq(fs.walk(d, { ignore = { "node_modules", "*.log", "/build", "docs/*.md", ".*" } }),
+    { "a-c", "a/b", "a/z/deep.txt", "docs/sub/b.md", "etc-link", "src/main.c" })
+  t.eq(fs.walk(d, { ignore = { "a/", "**/sub", "etc-link" }, include_dirs = true }),
+    { ".hidden", "a-c", "build", "build/out.o", "docs", "docs/a.md", "emptydir", "node_modules",
+      "node_modules/x", "node_modules/x/index.js", "pkg", "pkg/node_modules", "pkg/node_modules/y.js",
+      "src", "src/debug.log", "src/main.c" })
+  t.raises(function() fs.walk(d, { ignore = { 1 } }) end, "bad ignore pattern #1")
+  t.raises(function() fs.walk(d, { ignore = "x" }) end, "ignore must be a list")
+end)
+
+t.test("walk with stat entries and max_depth", function()
+  local d = tree()
+  local entries = fs.walk(d, { stat = true, include_dirs = true, max_depth = 1 })
+  local by = {}
+  for _, e in ipairs(entries) do
+    by[e.path] = e
+  end
+  t.eq(by["a-c"].type, "file")
+  t.eq(by["a-c"].size, 3)
+  t.eq(by["a-c"].mode, fs.stat(d .. "/a-c").mode)
+  t.eq(by["a-c"].ino, fs.stat(d .. "/a-c").ino)
+  t.eq(by["a-c"].mtime_ns, fs.stat(d .. "/a-c").mtime_ns)
+  t.eq(by["etc-link"].type, "link")
+  t.eq(by["a"].type, "dir")
+  t.eq(by["a/b"], nil, "max_depth 1")
+  t.eq(#entries, 10)
+end)
+
+t.test("walk failures and symlinked root", function()
+  local d = dir()
+  put(d .. "/f", "")
+  t.raises(function() fs.walk(d .. "/missing") end, "fs.walk: " .. d .. "/missing: No such file or directory")
+  t.raises(function() fs.walk(d .. "/f") end, "fs.walk: " .. d .. "/f: Not a directory")
+  local list, err = fs.try_walk(d .. "/missing")
+  t.eq(list, nil)
+  t.contains(err, "No such file or directory")
+  fs.symlink(".", d .. "/self")
+  t.eq(fs.walk(d), { "f", "self" }, "a symlink loop is listed, not followed")
+  t.eq(fs.walk(d .. "/self"), { "f", "self" }, "the root itself may be a link")
+  t.eq(require("bbit.core.fs").walk(d .. "/nope"), nil, "raw walk: nil on a missing root")
+end)
+
+t.test("walk is fast on 10,000 dirs x 5 files", function()
+  local d = dir()
+  for i = 1, 100 do
+    for j = 1, 100 do
+      local sub = ("%s/d%d/s%d"):format(d, i, j)
+      fs.mkdir(sub)
+      for k = 1, 5 do
+        assert(io.open(sub .. "/" .. k, "w")):close()
+      end
+    end
+  end
+  local t0 = os.clock()
+  local list = fs.walk(d)
+  local plain = os.clock() - t0
+  t0 = os.clock()
+  local stats = fs.walk(d, { stat = true })
+  local with_stat = os.clock() - t0
+  t0 = os.clock()
+  local ignored = fs.walk(d, { ignore = { "s1*", "*.log", "node_modules" } })
+  local with_ignore = os.clock() - t0
+  t.eq(#list, 50000)
+  t.eq(#stats, 50000)
+  t.eq(#ignored, 50000 - 100 * 12 * 5) -- s1, s10..s19, s100
+  t.eq(list[1], "d1/s1/1")
+  print(("# walk 10000 dirs x 5 files: %.3fs paths, %.3fs stat, %.3fs ignore (cpu)"):format(plain, with_stat, with_ignore))
+  t.ok(plain < 5 and with_stat < 5, "walk took too long")
+  fs.remove(d, { recursive = true })
+end)
+
+-- glob / match ------------------------------------------------------------------------
+
+t.test("match", function()
+  t.eq(fs.match("components/**/legacy", "components/a/b/legacy"), true)
+  t.eq(fs.match("components/**/legacy", "components/legacy"), true)
+  t.eq(fs.match("components/**/legacy", "components/legacy/x"), false)
+  t.eq(fs.match("*.js", "a/b.js"), false)
+  t.eq(fs.match("**/*.js", "a/b.js"), true)
+  t.eq(fs.match("[ab]?.txt", "b1.txt"), true)
+  t.eq(fs.match("[ab]?.txt", "c1.txt"), false)
+  t.eq(fs.ignored("node_modules", "x/node_modules/y"), true)
+  t.eq(fs.ignored("build/", "build", false), false)
+  t.eq(fs.ignored("build/", "build", true), true)
+end)
+
+t.test("glob", function()
+  local d = tree()
+  t.eq(fs.glob("src/*.c", { cwd = d }), { "src/main.c" })
+  t.eq(fs.glob("*", { cwd = d }), { ".hidden", "a", "a-c", "build", "docs", "emptydir", "etc-link",
+    "node_modules", "pkg", "src" })
+  t.eq(fs.glob("**/*.md", { cwd = d }), { "docs/a.md", "docs/sub/b.md" })
+  t.eq(fs.glob("docs/**", { cwd = d }), { "docs", "docs/a.md", "docs/sub", "docs/sub/b.md" })
+  t.eq(fs.glob("**/node_modules", { cwd = d }), { "node_modules", "pkg/node_modules" })
+  t.eq(fs.glob("a/?", { cwd = d }), { "a/b", "a/z" })
+  t.eq(fs.glob("[ab]*", { cwd = d }), { "a", "a-c", "build" })
+  t.eq(fs.glob(d .. "/src/*.log"), { d .. "/src/debug.log" })
+  t.eq(fs.glob("src/main.c", { cwd = d }), { "src/main.c" })
+  t.eq(fs.glob("src/nope.c", { cwd = d }), {})
+  t.eq(fs.glob("missing/**/*.c", { cwd = d }), {})
+  fs.symlink("src", d .. "/linked")
+  t.eq(fs.glob("linked/*.c", { cwd = d }), { "linked/main.c" }, "a link in the literal prefix is followed")
+  t.eq(fs.glob("**/*.c", { cwd = d }), { "src/main.c" }, "links below the prefix are not entered")
+  t.eq(fs.glob("l*", { cwd = d }), { "linked" })
+  local here = fs.cwd()
+  fs.chdir(d)
+  t.eq(fs.glob("*/*.c"), { "src/main.c" })
+  fs.chdir(here)
+end)
+
+-- lock ------------------------------------------------------------------------------
+
+t.test("lock writes the pid, conflicts, releases", function()
+  local d = dir()
+  local lock = fs.lock(d .. "/lock")
+  local pid = tonumber(get(d .. "/lock"))
+  t.ok(pid and pid > 1, "pid written")
+  t.eq(lock:path(), d .. "/lock")
+  t.raises(function() fs.lock(d .. "/lock") end,
+    d .. "/lock is locked by pid " .. pid .. " (another bbit running? if not, the lock is released when that process exits)")
+  local l2, err, holder = fs.try_lock(d .. "/lock")
+  t.eq(l2, nil)
+  t.contains(err, "is locked by pid " .. pid)
+  t.eq(holder, pid)
+  local t0 = os.time()
+  t.raises(function() fs.lock(d .. "/lock", { wait = true, timeout = 0.3 }) end, "is locked by pid " .. pid)
+  t.ok(os.time() - t0 < 3, "timeout honoured")
+  lock:release()
+  lock:release() -- idempotent
+  t.raises(function() lock:path() end, "attempt to use a closed lock")
+  t.eq(get(d .. "/lock"), "", "pid cleared on release")
+  do
+    local l3 <close> = fs.lock(d .. "/lock", { wait = true, timeout = 1 })
+    t.ok(l3, "free again")
+  end
+  local l4 = fs.lock(d .. "/lock") -- released by <close>
+  l4:release()
+  fs.lock(d .. "/lock") -- dropped without release
+  collectgarbage()
+  collectgarbage()
+  fs.lock(d .. "/lock"):release() -- the garbage collector released it
+end)
+
+t.test("lock failures", function()
+  local d = dir()
+  put(d .. "/file", "")
+  t.raises(function() fs.lock(d .. "/nodir/lock") end, "fs.lock: " .. d .. "/nodir/lock: No such file or directory")
+  local l, err, pid = fs.try_lock(d .. "/file/lock")
+  t.eq(l, nil)
+  t.eq(err, "fs.lock: " .. d .. "/file/lock: Not a directory")
+  t.eq(pid, nil)
+end)
+
+-- path ------------------------------------------------------------------------------
+
+t.test("path.normalize and join", function()
+  t.eq(path.normalize("a/./b/../c//d/"), "a/c/d")
+  t.eq(path.normalize("/../x"), "/x")
+  t.eq(path.normalize("../a/.."), "..")
+  t.eq(path.normalize(""), ".")
+  t.eq(path.join("a", "b", "c.txt"), "a/b/c.txt")
+  t.eq(path.join("/root/", "x/", "../y"), "/root/y")
+  t.eq(path.join("a", "/b"), "a/b")
+  t.eq(path.join("a", "", "b"), "a/b")
+  t.eq(path.join(), ".")
+  t.raises(function() path.join("a", nil, "b") end, "bad argument #2 to 'join' (string expected, got nil)")
+end)
+
+t.test("path.dirname, basename, is_absolute", function()
+  t.eq(path.dirname("a/b/c"), "a/b")
+  t.eq(path.dirname("a/b/"), "a")
+  t.eq(path.dirname("a"), ".")
+  t.eq(path.dirname("/a"), "/")
+  t.eq(path.dirname("/"), "/")
+  t.eq(path.dirname(""), ".")
+  t.eq(path.basename("a/b.txt"), "b.txt")
+  t.eq(path.basename("a/b/"), "b")
+  t.eq(path.basename("/"), "/")
+  t.eq(path.basename("x"), "x")
+  t.eq(path.basename(""), "")
+  t.eq(path.is_absolute("/a"), true)
+  t.eq(path.is_absolute("a/b"), false)
+  t.eq(path.is_absolute(""), false)
+end)
+
+t.test("path.relative", function()
+  t.eq(path.relative("a/b", "a/c/d"), "../c/d")
+  t.eq(path.relative("a", "a"), ".")
+  t.eq(path.relative("a", "a/b"), "b")
+  t.eq(path.relative("/x/y/z", "/x"), "../..")
+  t.eq(path.relative("/", "/etc/hosts"), "etc/hosts")
+  t.eq(path.relative(".", "a/b"), "a/b")
+  local cwd = fs.cwd()
+  t.eq(path.relative(cwd, "sub/f"), "sub/f")
+  t.eq(path.relative("sub", cwd), "..")
+  t.eq(path.relative("../q", "x"), "../" .. path.basename(cwd) .. "/x")
+end)
+
+t.test("path.is_within", function()
+  t.eq(path.is_within("/ws", "/ws/a/b"), true)
+  t.eq(path.is_within("/ws", "/ws"), true)
+  t.eq(path.is_within("/ws", "/ws/../etc"), false)
+  t.eq(path.is_within("/ws", "/wsx"), false)
+  t.eq(path.is_within("a", "a/./b"), true)
+  t.eq(path.is_within("a", "a/../b"), false)
+  local cwd = fs.cwd()
+  t.eq(path.is_within(cwd, "x/y"), true)
+  t.eq(path.is_within(cwd, "../x"), false)
+  t.eq(path.is_within("sub", cwd .. "/sub/f"), true)
+end)
+
+t.test("path.safe_relative and check_relative", function()
+  t.eq(path.safe_relative("a/./b/../c"), "a/c")
+  t.eq(path.safe_relative("."), ".")
+  local p, err = path.safe_relative("../etc/passwd")
+  t.eq(p, nil)
+  t.eq(err, "path '../etc/passwd' escapes its root with ..")
+  p, err = path.safe_relative("a/../../x")
+  t.eq(p, nil)
+  t.eq(err, "path 'a/../../x' escapes its root with ..")
+  p, err = path.safe_relative("/etc/passwd")
+  t.eq(p, nil)
+  t.eq(err, "path '/etc/passwd' is absolute (a relative path was expected)")
+  p, err = path.safe_relative("")
+  t.eq(p, nil)
+  t.eq(err, "path '' is empty")
+  t.eq(path.check_relative("x//y/"), "x/y")
+  t.raises(function() path.check_relative("../x") end, "path '../x' escapes its root with ..")
+end)
+
+fs.remove(root, { recursive = true })
+t.done()
