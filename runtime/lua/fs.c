@@ -633,7 +633,8 @@ static void walk_push(lua_State *L, struct walk_state *w)
 {
     for (size_t i = 0; i < w->n; i++)
         w->entries[i].path_ptr = w->names + w->entries[i].path;
-    qsort(w->entries, w->n, sizeof *w->entries, entry_cmp);
+    if (w->n > 1) /* entries is NULL for an empty walk: qsort needs an array */
+        qsort(w->entries, w->n, sizeof *w->entries, entry_cmp);
     lua_createtable(L, (int)w->n, 0);
     for (size_t i = 0; i < w->n; i++) {
         const struct walk_entry *e = &w->entries[i];

@@ -10,8 +10,6 @@ local function derive_id(rel)
   return id
 end
 
-local MAIN_PREFERENCE = { "index.ts", "index.tsx", "index.js", "index.jsx", "index.mjs", "index.cjs", "index.lua" }
-
 local function detect_main(ws, rel)
   local files = fs.walk(ws:abs(rel), { ignore = ws:ignore_patterns() })
   local index = {}
@@ -24,13 +22,6 @@ local function detect_main(ws, rel)
     return index[1]
   end
   if #index > 1 then
-    for _, name in ipairs(MAIN_PREFERENCE) do
-      for _, f in ipairs(index) do
-        if f == name then
-          return f
-        end
-      end
-    end
     errors.fail(("cannot tell the main file of %s: several index files (%s)"):format(rel, table.concat(index, ", ")),
       "name it with --main FILE")
   end

@@ -23,6 +23,15 @@ The steps are a workflow (bbit scripts show tag) a workspace can hook into.]],
     { "no-cache", type = "boolean", help = "run every task, even those whose inputs are unchanged" },
   },
   run = function(ctx)
+    local semver = require("bbit.semver")
+    if ctx.opts.ver and not semver.valid(ctx.opts.ver) then
+      require("bbit.errors").usage(("--ver %s is not a valid version (expected MAJOR.MINOR.PATCH)"):format(ctx.opts.ver))
+    end
+    local levels = (ctx.opts.patch and 1 or 0) + (ctx.opts.minor and 1 or 0) + (ctx.opts.major and 1 or 0)
+      + (ctx.opts.ver and 1 or 0)
+    if levels > 1 then
+      require("bbit.errors").usage("give one of --ver, --patch, --minor, --major")
+    end
     local ws = workspace.open(nil, { lock = "fail" })
     local tag = workflow.load("tag", ws.root)
     tag:run({ workspace = ws, opts = ctx.opts, patterns = ctx.args })

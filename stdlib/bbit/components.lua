@@ -1,6 +1,8 @@
 --- The state of every tracked component: files, issues, target scope,
 --- dependencies, and where it stands (new, modified, staged, pending
 --- auto-tag). Shared by status, build, tag and export.
+local hash = require("bbit.hash")
+local json = require("bbit.json")
 local localscope = require("bbit.localscope")
 
 local M = {}
@@ -11,12 +13,14 @@ local function dependencies(ws, comp, entries)
   local index = ws.scope:index()
   index.deps = index.deps or {}
   local cached = index.deps[comp.id]
-  local deps_script_key = ws._deps_key
-  if cached and cached.tree == comp.tree and cached.script == deps_script_key then
+  -- the result depends on the files, the entry (declared dependencies), the
+  -- other components' folders and the deps script itself
+  local key = hash.sha256(json.encode({ comp.tree, comp.entry.config or json.null, ws._deps_key, ws._layout_key }))
+  if cached and cached.key == key then
     return cached.deps, cached.unknown
   end
   local deps, unknown = ws:script("deps").dependencies(comp, ws, entries)
-  index.deps[comp.id] = { tree = comp.tree, deps = deps, unknown = unknown, script = deps_script_key }
+  index.deps[comp.id] = { key = key, deps = deps, unknown = unknown }
   ws._index_dirty = true
   return deps, unknown
 end
@@ -30,11 +34,21 @@ end
 function M.analyze(ws)
   local entries = ws.bitmap.entries
   local found = require("bbit.scripts").find("deps", ws.root)
-  ws._deps_key = found and (found.origin .. ":" .. require("bbit.hash").sha256(found.source)) or "none"
+  ws._deps_key = found and (found.origin .. ":" .. hash.sha256(found.source)) or "none"
+  local layout = {}
+  for id, entry in pairs(entries) do
+    layout[id] = entry.rootDir
+  end
+  ws._layout_key = hash.sha256(json.encode(json.object(layout)))
   local result = { list = {}, by_id = {} }
   for _, id in ipairs(ws.bitmap:ids()) do
     local comp = ws:scan(id)
-    comp.scope, comp.scope_reason = ws:target_scope(id)
+    local routed, scope, reason = pcall(ws.target_scope, ws, id)
+    if routed then
+      comp.scope, comp.scope_reason = scope, reason
+    else
+      comp.issues[#comp.issues + 1] = "routing: " .. require("bbit.errors").message(scope)
+    end
     local ref = ws.scope:component(id)
     comp.ref = ref
     comp.versions = ref and localscope.versions_of(ref) or {}

@@ -61,17 +61,19 @@ function M.await(w)
   end
 end
 
--- A waitable standing for several: finished when any of them made progress.
-local function any_of(ws)
+-- A waitable standing for several (what a nested jobs.run yields to the outer
+-- scheduler): its fds are all of theirs; its step is always true, because the
+-- inner scheduler re-steps its own waitables when resumed; cancelling it
+-- cancels the inner scheduler's jobs.
+local function any_of(ws, cancel)
+  local kind = "proc"
+  for _, w in ipairs(ws) do
+    if w.kind == "http" then
+      kind = "http"
+    end
+  end
   return {
-    kind = (function()
-      for _, w in ipairs(ws) do
-        if w.kind == "http" then
-          return "http"
-        end
-      end
-      return "proc"
-    end)(),
+    kind = kind,
     poll_fds = function()
       local fds = {}
       for _, w in ipairs(ws) do
@@ -82,13 +84,9 @@ local function any_of(ws)
       return fds
     end,
     step = function()
-      return true -- the inner scheduler re-steps its own waitables
+      return true
     end,
-    cancel = function()
-      for _, w in ipairs(ws) do
-        w:cancel()
-      end
-    end,
+    cancel = cancel,
   }
 end
 
@@ -98,27 +96,39 @@ function M.default_jobs()
   return core_proc.cpu_count()
 end
 
---- Runs every function of `list` (each called with its index) in parallel,
---- at most `opts.jobs` at once (default: the number of cores). Returns their
---- first results, in list order. On the first error: starts nothing more,
---- cancels what runs, and raises that error.
+--- Runs every function of `list` (each called with its index, in its own
+--- coroutine) in parallel, at most `opts.jobs` at once (default: the number of
+--- cores). Returns their first results, in list order. On the first error
+--- (raised by a job before or while it waits): starts nothing more, cancels
+--- what runs (processes are killed and reaped), closes the other jobs'
+--- coroutines, and raises that error object unchanged. Nests: inside a job,
+--- an inner `run` yields to the outer scheduler.
 ---@param list function[]
 ---@param opts? {jobs?: integer}
----@return any[]
+---@return any[] results `results[i]` is the first value returned by `list[i]`
 function M.run(list, opts)
+  for i = 1, #list do
+    if type(list[i]) ~= "function" then
+      error(("jobs.run: list[%d] is a %s, not a function"):format(i, type(list[i])), 2)
+    end
+  end
   local limit = math.max(1, math.floor((opts and opts.jobs) or M.default_jobs()))
   local results, running = {}, {}
   local next_index, active, failure = 1, 0, nil
 
   local function cancel_all()
-    for _, r in pairs(running) do
+    local current = running
+    running, active = {}, 0
+    for _, r in pairs(current) do
       if r.waiting then
         pcall(r.waiting.cancel, r.waiting)
       end
-      coroutine.close(r.co)
+      pcall(coroutine.close, r.co)
     end
-    running = {}
   end
+  -- Whatever ends this call (an error, the closing of the coroutine of an
+  -- outer job running it), nothing it started keeps running.
+  local guard <close> = setmetatable({}, { __close = cancel_all })
 
   local function resume(r)
     local ok, waiting = coroutine.resume(r.co)
@@ -137,18 +147,22 @@ function M.run(list, opts)
     end
   end
 
+  local function start(index)
+    local fn = list[index]
+    local co = coroutine.create(function()
+      return fn(index)
+    end)
+    job_coroutines[co] = true
+    local r = { index = index, co = co }
+    running[index] = r
+    active = active + 1
+    resume(r)
+  end
+
   while not failure and (next_index <= #list or active > 0) do
     while not failure and next_index <= #list and active < limit do
-      local index, fn = next_index, list[next_index]
       next_index = next_index + 1
-      local co = coroutine.create(function()
-        return fn(index)
-      end)
-      job_coroutines[co] = true
-      local r = { index = index, co = co }
-      running[index] = r
-      active = active + 1
-      resume(r)
+      start(next_index - 1)
     end
     if failure or active == 0 then
       break
@@ -161,7 +175,7 @@ function M.run(list, opts)
       end
     end
     if M.in_job() then
-      coroutine.yield(any_of(waiting))
+      coroutine.yield(any_of(waiting, cancel_all))
     else
       wait_any(waiting)
     end

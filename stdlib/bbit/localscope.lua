@@ -57,6 +57,18 @@ function Scope:lock(opts)
   return fs.lock(self.dir .. "/lock", { wait = wait, timeout = wait and 30 or nil })
 end
 
+--- Removes temporary files an interrupted command left (build and fetch
+--- folders, unfinished objects). Call with the workspace lock held: no other
+--- bbit can be using them then.
+function Scope:clean_temp()
+  for _, name in ipairs(fs.glob("tmp-*", { cwd = self.dir })) do
+    fs.remove(self.dir .. "/" .. name, { recursive = true })
+  end
+  for _, name in ipairs(fs.glob("*", { cwd = self.dir .. "/objects/tmp" })) do
+    fs.remove(self.dir .. "/objects/tmp/" .. name, { recursive = true })
+  end
+end
+
 local function read_json(path, default)
   local text = fs.try_read(path)
   if text == nil then

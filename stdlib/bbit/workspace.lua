@@ -80,6 +80,7 @@ function M.open(root, opts)
   ws.scope = localscope.open(root)
   if opts.lock then
     ws.lock = ws.scope:lock({ wait = opts.lock == "wait" })
+    ws.scope:clean_temp()
     ws:recover()
   end
   ws.config = json.read(ws.config_path)

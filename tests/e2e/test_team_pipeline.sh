@@ -46,7 +46,7 @@ ok "the wrapped package task added LICENSE to the deterministic package"
 
 run "$BBIT" build
 expect_code 0
-expect_out "0 task(s) run"
+expect_out "3 task(s) run, 7 cached"  # validate is never cached
 expect_err "(cached)"
 ok "a re-run is served from the task cache"
 
