@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# Interrupted exports (SPEC §5): kill -9 of a server during an upload, after
+# prepare, between the commits of two servers, and of the client after its
+# decision. After a restart, re-running `bbit export` completes, and the result
+# equals an uninterrupted export's; no component is ever visible half-exported.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/server_lib.sh"
+
+# Reference: an uninterrupted export to one server.
+server_setup REF
+server_start REF
+make_workspace "$T_DIR/ref"
+cd "$T_DIR/ref"
+"$BBIT" tag -m "first version" >/dev/null
+"$BBIT" remote add "$REF_URL" >/dev/null
+BBIT_TOKEN=$WRITE_TOKEN "$BBIT" export >/dev/null || fail "reference export failed"
+REF_UI=$(scope_state "$REF_URL" my-org.ui)
+REF_MY=$(scope_state "$REF_URL" my-org.my-scope)
+REF_BITMAP=$(cat .bitmap)
+[ -n "$REF_UI" ] && [ -n "$REF_MY" ] || fail "the reference export is empty"
+
+same_as_reference() { # URL_UI URL_MY workspace
+  [ "$(scope_state "$1" my-org.ui)" = "$REF_UI" ] || fail "my-org.ui differs: $(scope_state "$1" my-org.ui) vs $REF_UI"
+  [ "$(scope_state "$2" my-org.my-scope)" = "$REF_MY" ] || fail "my-org.my-scope differs"
+  [ "$(cat "$3/.bitmap")" = "$REF_BITMAP" ] || fail ".bitmap differs from the uninterrupted export's"
+  (cd "$3" && "$BBIT" status | grep -q "staged") && fail "components still staged after completion" || true
+}
+
+# nothing of a scope, or all of it: never half
+all_or_nothing() { # URL scope expected
+  local state
+  state=$(scope_state "$1" "$2")
+  [ -z "$state" ] || [ "$state" = "$3" ] || fail "$2 is half-exported: $state"
+}
+
+# --- the server is killed during an upload -------------------------------
+server_setup S1
+server_start S1
+make_workspace "$T_DIR/w1"
+cd "$T_DIR/w1"
+"$BBIT" tag -m "first version" >/dev/null
+"$BBIT" remote add "$S1_URL" >/dev/null
+export BBIT_TOKEN=$WRITE_TOKEN
+server_kill S1
+BBIT_FAULT=server:during-upload server_start S1 # dies inside its first upload
+run "$BBIT" export
+expect_code 1
+expect_err "cannot reach the server"
+all_or_nothing "$S1_URL" my-org.ui "$REF_UI"
+server_start S1
+all_or_nothing "$S1_URL" my-org.ui "$REF_UI"
+run "$BBIT" export
+expect_code 0
+same_as_reference "$S1_URL" "$S1_URL" "$T_DIR/w1"
+ok "server killed during an upload: the re-run export completes, identical to an uninterrupted one"
+
+# --- the server is killed after prepare, before commit ---------------------
+server_setup S2
+server_start S2
+make_workspace "$T_DIR/w2"
+cd "$T_DIR/w2"
+"$BBIT" tag -m "first version" >/dev/null
+"$BBIT" remote add "$S2_URL" >/dev/null
+mkdir -p .bbit/scripts
+cat >.bbit/scripts/export.lua <<LUA
+return { after_prepare = function() os.execute("kill -9 ${SERVER_PIDS[S2]}") end }
+LUA
+run "$BBIT" export
+expect_code 1
+expect_err "cannot reach the server"
+[ -z "$(scope_state "$S2_URL" my-org.ui 2>/dev/null)" ] || true
+rm .bbit/scripts/export.lua
+server_start S2
+all_or_nothing "$S2_URL" my-org.ui "$REF_UI"
+[ -z "$(scope_state "$S2_URL" my-org.ui)" ] || fail "a prepared export became visible before commit"
+run "$BBIT" export
+expect_code 0
+expect_err "resuming the interrupted export"
+same_as_reference "$S2_URL" "$S2_URL" "$T_DIR/w2"
+ok "server killed after prepare: the journaled export commits on the next run"
+
+# --- two servers: one is killed between the commits ------------------------
+server_setup S3
+server_setup S4
+server_start S3
+server_start S4
+make_workspace "$T_DIR/w3"
+cd "$T_DIR/w3"
+"$BBIT" tag -m "first version" >/dev/null
+"$BBIT" remote add "$S3_URL" --scope my-org.my-scope >/dev/null
+"$BBIT" remote add "$S4_URL" --scope my-org.ui >/dev/null
+# my-org.my-scope (S3) commits first (servers in URL order); kill S4 before its commit
+first=$(printf '%s\n%s\n' "$S3_URL" "$S4_URL" | sort | head -1)
+[ "$first" = "$S3_URL" ] && victim=S4 || victim=S3
+mkdir -p .bbit/scripts
+cat >.bbit/scripts/export.lua <<LUA
+return { before_commit = function() os.execute("kill -9 ${SERVER_PIDS[$victim]}") end }
+LUA
+run "$BBIT" export
+expect_code 1
+rm .bbit/scripts/export.lua
+server_start "$victim"
+all_or_nothing "$S4_URL" my-org.ui "$REF_UI"
+all_or_nothing "$S3_URL" my-org.my-scope "$REF_MY"
+run "$BBIT" export
+expect_code 0
+same_as_reference "$S4_URL" "$S3_URL" "$T_DIR/w3"
+ok "two servers, one killed between the commits: the next export commits the other"
+
+# --- the client is killed after its decision, between two commits ------------
+server_setup S5
+server_setup S6
+server_start S5
+server_start S6
+make_workspace "$T_DIR/w4"
+cd "$T_DIR/w4"
+"$BBIT" tag -m "first version" >/dev/null
+"$BBIT" remote add "$S5_URL" --scope my-org.my-scope >/dev/null
+"$BBIT" remote add "$S6_URL" --scope my-org.ui >/dev/null
+run env BBIT_FAULT=export:after-commit "$BBIT" export
+[ "$CODE" = 137 ] || fail "the crash point did not fire (exit $CODE)"
+[ -f .bit/journal/export.json ] || fail "no export journal after the crash"
+cat >"$T_DIR/jid.lua" <<'LUA'
+print(require("bbit.json").read(".bit/journal/export.json").id)
+LUA
+id=$("$BBIT" run "$T_DIR/jid.lua")
+run "$BBIT" export --resume "$id"
+expect_code 0
+expect_out "finished the interrupted export $id"
+same_as_reference "$S6_URL" "$S5_URL" "$T_DIR/w4"
+ok "client killed between commits: export --resume ID finishes it"
+
+# --- the client is killed after prepare, before deciding: presumed abort ----
+server_setup S7
+server_start S7
+make_workspace "$T_DIR/w5"
+cd "$T_DIR/w5"
+"$BBIT" tag -m "first version" >/dev/null
+"$BBIT" remote add "$S7_URL" >/dev/null
+run env BBIT_FAULT=export:after-prepare "$BBIT" export
+[ "$CODE" = 137 ] || fail "the crash point did not fire (exit $CODE)"
+[ -z "$(scope_state "$S7_URL" my-org.ui)" ] || fail "prepared but undecided export is visible"
+run "$BBIT" export
+expect_code 0
+same_as_reference "$S7_URL" "$S7_URL" "$T_DIR/w5"
+ok "client killed after prepare: the next export aborts the old transaction (locks freed) and exports"
+finish
