@@ -10,6 +10,27 @@
 
 enum { EXIT_INTERNAL = 70 };
 
+/* SIGINT/SIGTERM: stop the children, then raise BBIT_INTERRUPTED in Lua at
+ * the next instruction (the way lua.c handles Ctrl-C), so pcalls and
+ * to-be-closed variables clean up and the CLI exits 130. A second signal
+ * kills at once (default action restored). */
+static lua_State *g_L;
+
+static void interrupt_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    lua_sethook(L, NULL, 0, 0);
+    lua_pushstring(L, BBIT_INTERRUPTED);
+    lua_error(L);
+}
+
+static void on_signal(int sig)
+{
+    signal(sig, SIG_DFL);
+    bbit_proc_signal_all(SIGTERM);
+    lua_sethook(g_L, interrupt_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+}
+
 static int traceback(lua_State *L)
 {
     const char *msg = lua_tostring(L, 1);
@@ -30,6 +51,9 @@ int main(int argc, char **argv)
         return EXIT_INTERNAL;
     }
     bbit_host_open(L);
+    g_L = L;
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
 
     lua_pushcfunction(L, traceback);          // [tb]
     lua_getglobal(L, "require");

@@ -152,6 +152,12 @@ local function run_task(task, comp, ws, opts, deps)
     end
   end
   local artifacts_dir = fs.tempdir(ws.scope.dir .. "/tmp-build-")
+  -- removed however this ends: error, interruption, or a cancelled job
+  local cleanup <close> = setmetatable({}, {
+    __close = function()
+      fs.try_remove(artifacts_dir, { recursive = true })
+    end,
+  })
   local artifacts, output = {}, {}
   local version = opts.versions and opts.versions[comp.id]
   local ok, err = pcall(function()
@@ -194,8 +200,10 @@ local function run_task(task, comp, ws, opts, deps)
       scripts.call(task.found, task.module.run, comp, ctx)
     end
   end)
-  fs.remove(artifacts_dir, { recursive = true })
   local text = table.concat(output)
+  if not ok and errors.is_interrupt(err) then
+    error(err, 0)
+  end
   if not ok then
     local message = errors.message(err)
     if not message:find(comp.id, 1, true) then

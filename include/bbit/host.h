@@ -22,6 +22,13 @@ void bbit_open_core(struct lua_State *L);
 /* Opens the standard libraries, the raw modules and the stdlib searcher. */
 void bbit_host_open(struct lua_State *L);
 
+/* Async-signal-safe: sends `sig` to the process group of every running child
+ * started by bbit.core.proc (runtime/lua/proc.c). */
+void bbit_proc_signal_all(int sig);
+
+/* The message of the error raised in Lua when SIGINT/SIGTERM arrives. */
+#define BBIT_INTERRUPTED "bbit: interrupted"
+
 /* The embedded file at `path`, or NULL. */
 const struct bbit_embedded *bbit_embedded_find(const char *path);
 

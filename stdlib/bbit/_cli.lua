@@ -230,6 +230,10 @@ function M.main(argv)
   if ok then
     return result
   end
+  if errors.is_interrupt(result.bug) then
+    log.error("interrupted; nothing half-done was kept (run the command again)")
+    return 130
+  end
   if errors.is_failure(result) then
     if result.exit == 2 then
       log.error(("usage: %s"):format(result.message))

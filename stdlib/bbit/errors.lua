@@ -52,6 +52,16 @@ function M.check(v, err, ...)
   return v, err, ...
 end
 
+--- The error raised in Lua when bbit gets SIGINT or SIGTERM (runtime/main.c).
+M.INTERRUPTED = "bbit: interrupted"
+
+--- Is `e` the interruption by SIGINT/SIGTERM? Code that catches errors to
+--- clean up must re-raise it unchanged.
+---@return boolean
+function M.is_interrupt(e)
+  return e == M.INTERRUPTED
+end
+
 --- The message of any error value (failure, string, other).
 ---@return string
 function M.message(e)

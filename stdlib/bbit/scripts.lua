@@ -99,7 +99,7 @@ end
 ---@param level? integer first stack level to look at (default 2)
 ---@return any
 function M.attribute(err, co, level)
-  if errors.is_failure(err) then
+  if errors.is_failure(err) or errors.is_interrupt(err) then
     return err
   end
   level = level or (co and 0 or 2)

@@ -109,7 +109,7 @@ end
 --- Prints the summary and exits 1 if anything failed.
 function M.done()
   print(("%s: %d passed, %d failed"):format(script:match("[^/]*$"), passed, failed))
-  os.exit(failed == 0 and 0 or 1)
+  os.exit(failed == 0 and 0 or 1, true) -- close the state: __gc kills leftover processes
 end
 
 return M
