@@ -127,4 +127,7 @@ for _, file in ipairs(files) do
     module_doc("bbit." .. base, read(file))
   end
 end
+while out[#out] == "" do
+  out[#out] = nil
+end
 io.write(table.concat(out, "\n"), "\n")
