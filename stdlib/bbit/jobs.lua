@@ -174,7 +174,18 @@ function M.run(list, opts)
         waiting[#waiting + 1] = r.waiting
       end
     end
-    if M.in_job() then
+    -- Block only when nothing can go on already (a dependency that just
+    -- finished, a process that already exited): no needless wait.
+    local ready = false
+    for _, w in ipairs(waiting) do
+      if w:step() then
+        ready = true
+        break
+      end
+    end
+    if ready then
+      -- resume below without waiting
+    elseif M.in_job() then
       coroutine.yield(any_of(waiting, cancel_all))
     else
       wait_any(waiting)
