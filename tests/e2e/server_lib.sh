@@ -1,6 +1,7 @@
 # Helpers for e2e tests that need a real `bbit serve` (sourced after lib.sh).
 #   server_setup NAME          a server root with scopes my-org.my-scope, my-org.ui,
-#                              user alice and tokens WRITE_TOKEN / READ_TOKEN
+#                              other.scope, user alice and tokens WRITE_TOKEN /
+#                              READ_TOKEN / OTHER_TOKEN (also kept as NAME_WRITE)
 #   server_start NAME          start it on 127.0.0.1:<free port>; sets <NAME>_URL
 #   server_kill NAME           kill -9
 export SOURCE_DATE_EPOCH=1700000000 BBIT_AUTHOR_NAME=ci BBIT_AUTHOR_EMAIL=ci@example.com
@@ -16,6 +17,7 @@ server_setup() {
   WRITE_TOKEN=$("$BBIT" server token create alice --scope 'my-org.*' --role write --name ci --root "$root" 2>/dev/null | tail -n 1)
   READ_TOKEN=$("$BBIT" server token create alice --scope 'my-org.*' --role read --name ro --root "$root" 2>/dev/null | tail -n 1)
   OTHER_TOKEN=$("$BBIT" server token create alice --scope 'other.*' --role write --name other --root "$root" 2>/dev/null | tail -n 1)
+  printf -v "${name}_WRITE" '%s' "$WRITE_TOKEN"
 }
 
 server_start() {
@@ -47,11 +49,18 @@ make_workspace() {
   (cd "$dir" && "$BBIT" init >/dev/null && "$BBIT" add components/ui/theme components/ui/button components/utils/format >/dev/null)
 }
 
-# The server's view of a scope, as "name head head_id" lines.
+# The server's view of a scope, as "name head head_id" lines (NAME: the server).
 scope_state() {
-  local url=$1 scope=$2 token=${3:-$WRITE_TOKEN}
-  curl -s -H "Authorization: Bearer $token" "$url/api/v1/scopes/$scope/components" |
-    "$BBIT" run "$T_DIR/components.lua"
+  local name=$1 scope=$2 url token
+  url=${name}_URL token=${name}_WRITE
+  curl -sf -H "Authorization: Bearer ${!token}" "${!url}/api/v1/scopes/$scope/components" |
+    "$BBIT" run "$T_DIR/components.lua" || fail "cannot read $scope from server $name"
+}
+
+# Signs this user in to server NAME with its write token.
+server_login() {
+  local url=${1}_URL token=${1}_WRITE
+  "$BBIT" login --hub "${!url}" --token "${!token}" >/dev/null || fail "login to $1 failed"
 }
 
 cat >"$T_DIR/components.lua" <<'LUA'

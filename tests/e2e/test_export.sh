@@ -25,7 +25,7 @@ expect_code 0
 expect_out "my-org.ui → $A_URL"; expect_out "ui/button@0.0.1"; expect_out "my-org.my-scope → $A_URL"
 expect_out "compressed"
 cmp -s .bitmap "$T_DIR/bitmap.staged" || fail "--dry-run changed .bitmap"
-[ -z "$(scope_state "$A_URL" my-org.ui)" ] || fail "--dry-run sent something"
+[ -z "$(scope_state A my-org.ui)" ] || fail "--dry-run sent something"
 ok "--dry-run shows what goes where, with sizes, and sends nothing"
 
 # no token
@@ -42,7 +42,7 @@ ok "a wrong token is refused"
 run env BBIT_TOKEN="$READ_TOKEN" "$BBIT" export
 expect_code 1; expect_err "permission denied (403)"; expect_err "write"
 cmp -s .bitmap "$T_DIR/bitmap.staged" || fail "a refused export changed .bitmap"
-[ -z "$(scope_state "$A_URL" my-org.ui)" ] || fail "a read-only token changed the server"
+[ -z "$(scope_state A my-org.ui)" ] || fail "a read-only token changed the server"
 ok "a read-only token: 403 naming the scope and the missing write permission"
 
 run env BBIT_TOKEN="$OTHER_TOKEN" "$BBIT" export
@@ -116,7 +116,7 @@ expect_code 1
 expect_err "ui/theme"; expect_err "0.0.2"; expect_err "bbit import"
 run "$BBIT" list
 expect_out "staged: 0.0.1, 0.0.3"
-[ "$(scope_state "$A_URL" my-org.ui | grep ui/theme | cut -f2)" = 0.0.2 ] || fail "the refused export changed the server"
+[ "$(scope_state A my-org.ui | grep ui/theme | cut -f2)" = 0.0.2 ] || fail "the refused export changed the server"
 ok "diverging histories: the second export is refused with the fix; local versions kept"
 
 # server unreachable

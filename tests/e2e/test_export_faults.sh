@@ -13,13 +13,14 @@ make_workspace "$T_DIR/ref"
 cd "$T_DIR/ref"
 "$BBIT" tag -m "first version" >/dev/null
 "$BBIT" remote add "$REF_URL" >/dev/null
-BBIT_TOKEN=$WRITE_TOKEN "$BBIT" export >/dev/null || fail "reference export failed"
-REF_UI=$(scope_state "$REF_URL" my-org.ui)
-REF_MY=$(scope_state "$REF_URL" my-org.my-scope)
+server_login REF
+"$BBIT" export >/dev/null || fail "reference export failed"
+REF_UI=$(scope_state REF my-org.ui)
+REF_MY=$(scope_state REF my-org.my-scope)
 REF_BITMAP=$(cat .bitmap)
 [ -n "$REF_UI" ] && [ -n "$REF_MY" ] || fail "the reference export is empty"
 
-same_as_reference() { # URL_UI URL_MY workspace
+same_as_reference() { # SERVER_UI SERVER_MY workspace
   [ "$(scope_state "$1" my-org.ui)" = "$REF_UI" ] || fail "my-org.ui differs: $(scope_state "$1" my-org.ui) vs $REF_UI"
   [ "$(scope_state "$2" my-org.my-scope)" = "$REF_MY" ] || fail "my-org.my-scope differs"
   [ "$(cat "$3/.bitmap")" = "$REF_BITMAP" ] || fail ".bitmap differs from the uninterrupted export's"
@@ -27,7 +28,7 @@ same_as_reference() { # URL_UI URL_MY workspace
 }
 
 # nothing of a scope, or all of it: never half
-all_or_nothing() { # URL scope expected
+all_or_nothing() { # SERVER scope expected
   local state
   state=$(scope_state "$1" "$2")
   [ -z "$state" ] || [ "$state" = "$3" ] || fail "$2 is half-exported: $state"
@@ -40,18 +41,18 @@ make_workspace "$T_DIR/w1"
 cd "$T_DIR/w1"
 "$BBIT" tag -m "first version" >/dev/null
 "$BBIT" remote add "$S1_URL" >/dev/null
-export BBIT_TOKEN=$WRITE_TOKEN
+server_login S1
 server_kill S1
 BBIT_FAULT=server:during-upload server_start S1 # dies inside its first upload
 run "$BBIT" export
 expect_code 1
 expect_err "cannot reach the server"
-all_or_nothing "$S1_URL" my-org.ui "$REF_UI"
 server_start S1
-all_or_nothing "$S1_URL" my-org.ui "$REF_UI"
+all_or_nothing S1 my-org.ui "$REF_UI"
+[ -z "$(scope_state S1 my-org.ui)" ] || fail "a failed upload made something visible"
 run "$BBIT" export
 expect_code 0
-same_as_reference "$S1_URL" "$S1_URL" "$T_DIR/w1"
+same_as_reference S1 S1 "$T_DIR/w1"
 ok "server killed during an upload: the re-run export completes, identical to an uninterrupted one"
 
 # --- the server is killed after prepare, before commit ---------------------
@@ -61,6 +62,7 @@ make_workspace "$T_DIR/w2"
 cd "$T_DIR/w2"
 "$BBIT" tag -m "first version" >/dev/null
 "$BBIT" remote add "$S2_URL" >/dev/null
+server_login S2
 mkdir -p .bbit/scripts
 cat >.bbit/scripts/export.lua <<LUA
 return { after_prepare = function() os.execute("kill -9 ${SERVER_PIDS[S2]}") end }
@@ -68,15 +70,13 @@ LUA
 run "$BBIT" export
 expect_code 1
 expect_err "cannot reach the server"
-[ -z "$(scope_state "$S2_URL" my-org.ui 2>/dev/null)" ] || true
 rm .bbit/scripts/export.lua
 server_start S2
-all_or_nothing "$S2_URL" my-org.ui "$REF_UI"
-[ -z "$(scope_state "$S2_URL" my-org.ui)" ] || fail "a prepared export became visible before commit"
+[ -z "$(scope_state S2 my-org.ui)" ] || fail "a prepared export became visible before commit"
 run "$BBIT" export
 expect_code 0
 expect_err "resuming the interrupted export"
-same_as_reference "$S2_URL" "$S2_URL" "$T_DIR/w2"
+same_as_reference S2 S2 "$T_DIR/w2"
 ok "server killed after prepare: the journaled export commits on the next run"
 
 # --- two servers: one is killed between the commits ------------------------
@@ -89,6 +89,8 @@ cd "$T_DIR/w3"
 "$BBIT" tag -m "first version" >/dev/null
 "$BBIT" remote add "$S3_URL" --scope my-org.my-scope >/dev/null
 "$BBIT" remote add "$S4_URL" --scope my-org.ui >/dev/null
+server_login S3
+server_login S4
 # my-org.my-scope (S3) commits first (servers in URL order); kill S4 before its commit
 first=$(printf '%s\n%s\n' "$S3_URL" "$S4_URL" | sort | head -1)
 [ "$first" = "$S3_URL" ] && victim=S4 || victim=S3
@@ -100,11 +102,11 @@ run "$BBIT" export
 expect_code 1
 rm .bbit/scripts/export.lua
 server_start "$victim"
-all_or_nothing "$S4_URL" my-org.ui "$REF_UI"
-all_or_nothing "$S3_URL" my-org.my-scope "$REF_MY"
+all_or_nothing S4 my-org.ui "$REF_UI"
+all_or_nothing S3 my-org.my-scope "$REF_MY"
 run "$BBIT" export
 expect_code 0
-same_as_reference "$S4_URL" "$S3_URL" "$T_DIR/w3"
+same_as_reference S4 S3 "$T_DIR/w3"
 ok "two servers, one killed between the commits: the next export commits the other"
 
 # --- the client is killed after its decision, between two commits ------------
@@ -117,6 +119,8 @@ cd "$T_DIR/w4"
 "$BBIT" tag -m "first version" >/dev/null
 "$BBIT" remote add "$S5_URL" --scope my-org.my-scope >/dev/null
 "$BBIT" remote add "$S6_URL" --scope my-org.ui >/dev/null
+server_login S5
+server_login S6
 run env BBIT_FAULT=export:after-commit "$BBIT" export
 [ "$CODE" = 137 ] || fail "the crash point did not fire (exit $CODE)"
 [ -f .bit/journal/export.json ] || fail "no export journal after the crash"
@@ -127,7 +131,7 @@ id=$("$BBIT" run "$T_DIR/jid.lua")
 run "$BBIT" export --resume "$id"
 expect_code 0
 expect_out "finished the interrupted export $id"
-same_as_reference "$S6_URL" "$S5_URL" "$T_DIR/w4"
+same_as_reference S6 S5 "$T_DIR/w4"
 ok "client killed between commits: export --resume ID finishes it"
 
 # --- the client is killed after prepare, before deciding: presumed abort ----
@@ -137,11 +141,12 @@ make_workspace "$T_DIR/w5"
 cd "$T_DIR/w5"
 "$BBIT" tag -m "first version" >/dev/null
 "$BBIT" remote add "$S7_URL" >/dev/null
+server_login S7
 run env BBIT_FAULT=export:after-prepare "$BBIT" export
 [ "$CODE" = 137 ] || fail "the crash point did not fire (exit $CODE)"
-[ -z "$(scope_state "$S7_URL" my-org.ui)" ] || fail "prepared but undecided export is visible"
+[ -z "$(scope_state S7 my-org.ui)" ] || fail "prepared but undecided export is visible"
 run "$BBIT" export
 expect_code 0
-same_as_reference "$S7_URL" "$S7_URL" "$T_DIR/w5"
+same_as_reference S7 S7 "$T_DIR/w5"
 ok "client killed after prepare: the next export aborts the old transaction (locks freed) and exports"
 finish

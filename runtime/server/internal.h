@@ -1,0 +1,228 @@
+/* Internals shared by the scope server's C files (runtime/server/). The
+ * public entry points are in include/bbit/server.h.
+ *
+ *   util.c    names, versions, globs, time, random ids, growable buffers
+ *   db.c      the SQLite schema and connection set-up of a server root
+ *   auth.c    passwords, tokens, grants and roles
+ *   admin.c   the `bbit server ...` operations on a root
+ *   server.c  libmicrohttpd set-up, routing, request bodies, responses
+ *   api.c     the JSON API handlers (scopes, components, objects)
+ *   txn.c     export transactions (prepare, commit, abort)
+ *
+ * Error convention: functions returning int give 0 on success and -1 with a
+ * message in err (NUL-terminated, truncated to errlen). */
+#ifndef BBIT_SERVER_INTERNAL_H
+#define BBIT_SERVER_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+#include <sqlite3.h>
+
+#include "bbit/server.h"
+
+#define SRV_ERR_SIZE 1024
+#define SRV_MAX_SCOPE 100
+#define SRV_MAX_COMPONENT 200
+#define SRV_MAX_USER 64
+#define SRV_MAX_PATTERN 100
+#define SRV_MAX_VERSION 128
+#define SRV_TOKEN_PREFIX "bbit_"
+#define SRV_TOKEN_LEN 45 /* "bbit_" + 40 hex */
+#define SRV_TXN_ID_LEN 32
+#define SRV_TXN_TTL_SECONDS (24 * 3600)
+
+/* ---- util.c -------------------------------------------------------------- */
+
+/* Formats into err (when errlen > 0); returns -1. */
+int srv_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+bool srv_valid_scope(const char *s);
+bool srv_valid_component(const char *s);
+bool srv_valid_user(const char *s);
+bool srv_valid_pattern(const char *s);
+bool srv_valid_token_name(const char *s);
+bool srv_valid_semver(const char *s);
+bool srv_valid_txn_id(const char *s);
+/* Semver precedence: <0, 0, >0 (both must be valid). */
+int srv_semver_cmp(const char *a, const char *b);
+/* Glob over scope names: `*` matches any run of characters. */
+bool srv_glob_match(const char *pattern, const char *s);
+
+enum srv_role { SRV_ROLE_NONE = 0, SRV_ROLE_READ, SRV_ROLE_WRITE, SRV_ROLE_ADMIN };
+const char *srv_role_name(int role);
+/* The role named s, or -1. */
+int srv_role_parse(const char *s);
+
+int64_t srv_now(void);
+/* "2024-05-01T12:00:00Z" */
+void srv_iso8601(int64_t t, char out[32]);
+/* n random bytes as 2n lowercase hex digits + NUL into out. */
+int srv_random_hex(char *out, size_t nbytes);
+/* Crash point for fault-injection tests (like stdlib/bbit/fault.lua): when
+ * the environment variable BBIT_FAULT equals name, the server kills itself
+ * with SIGKILL right there. Points: server:during-upload (an object's first
+ * bytes are in its temp file), server:after-prepare (the prepare is committed
+ * to SQLite, not yet answered), server:during-commit (versions written inside
+ * the SQLite transaction, before COMMIT), server:after-commit (committed, not
+ * yet answered). */
+void srv_fault_point(const char *name);
+
+/* Lowercase hex SHA-256 of s. */
+void srv_sha256_hex(const void *data, size_t len, char out[65]);
+
+/* A growable byte buffer (always NUL-terminated when data != NULL). */
+struct srv_buf {
+    char *data;
+    size_t len, cap;
+};
+int srv_buf_add(struct srv_buf *b, const void *data, size_t len);
+void srv_buf_free(struct srv_buf *b);
+
+/* ---- db.c ---------------------------------------------------------------- */
+
+/* Opens DIR/server.db (which must exist) with WAL, busy_timeout and foreign
+ * keys; creates the schema when missing. */
+sqlite3 *srv_db_open(const char *root, char *err, size_t errlen);
+/* Creates DIR/server.db with the schema (fails when it exists). */
+sqlite3 *srv_db_create(const char *root, char *err, size_t errlen);
+void srv_db_close(sqlite3 *db);
+/* Runs sql (no results); on failure err gets "what: sqlite message". */
+int srv_db_exec(sqlite3 *db, const char *sql, char *err, size_t errlen);
+/* Prepares sql; NULL on failure (err set). */
+sqlite3_stmt *srv_db_prepare(sqlite3 *db, const char *sql, char *err, size_t errlen);
+/* BEGIN IMMEDIATE / COMMIT / ROLLBACK. */
+int srv_db_begin(sqlite3 *db, char *err, size_t errlen);
+int srv_db_commit(sqlite3 *db, char *err, size_t errlen);
+void srv_db_rollback(sqlite3 *db);
+/* 1 and *is_public when scope exists, 0 when not, -1 on error. */
+int srv_db_scope_get(sqlite3 *db, const char *scope, bool *is_public, char *err, size_t errlen);
+/* root/scopes/<scope> into out (scope must be valid). */
+int srv_scope_dir(const char *root, const char *scope, char *out, size_t outlen);
+
+/* ---- auth.c -------------------------------------------------------------- */
+
+struct srv_grant {
+    char pattern[SRV_MAX_PATTERN + 1];
+    int role;
+};
+
+/* Who is calling. Anonymous when token_id == 0. */
+struct srv_auth {
+    int64_t token_id;
+    char user[SRV_MAX_USER + 1];
+    char token_name[SRV_MAX_PATTERN + 1];
+    struct srv_grant *grants;
+    int ngrants;
+};
+
+enum srv_auth_result { SRV_AUTH_OK = 0, SRV_AUTH_UNAUTHORIZED = 1, SRV_AUTH_ERROR = -1 };
+
+/* Resolves an Authorization header value (NULL: anonymous). Returns
+ * SRV_AUTH_UNAUTHORIZED (reason in err) for a malformed, unknown or revoked
+ * token. */
+int srv_auth_lookup(sqlite3 *db, const char *authorization, struct srv_auth *auth, char *err,
+                    size_t errlen);
+void srv_auth_free(struct srv_auth *auth);
+/* Effective role on scope: the highest matching grant; at least read on a
+ * public scope. */
+int srv_auth_role(const struct srv_auth *auth, const char *scope, bool is_public);
+/* Loads a token's grants (its own, else its user's). */
+int srv_auth_load_grants(sqlite3 *db, int64_t token_id, const char *user, struct srv_grant **grants,
+                         int *n, char *err, size_t errlen);
+
+/* "scrypt$N$r$p$salt$hash" of password. */
+int srv_password_hash(const char *password, char *out, size_t outlen, char *err, size_t errlen);
+/* 1 when password matches stored, 0 when not, -1 on error. */
+int srv_password_verify(const char *password, const char *stored);
+/* A fresh token: "bbit_" + 40 hex. */
+int srv_token_generate(char out[SRV_TOKEN_LEN + 1]);
+/* Parses "PATTERN=ROLE". */
+int srv_grant_parse(const char *s, struct srv_grant *g, char *err, size_t errlen);
+
+/* ---- server.c: requests and responses ------------------------------------ */
+
+struct MHD_Connection;
+struct bbit_store;
+struct bbit_store_writer;
+
+struct srv_server {
+    char root[4096];
+    uint64_t max_object_size;
+    const char *version;
+};
+
+enum srv_body { SRV_BODY_NONE, SRV_BODY_JSON, SRV_BODY_OBJECT };
+
+/* One request, from its first call to its completion. */
+struct srv_request {
+    struct srv_server *srv;
+    struct MHD_Connection *conn;
+    const struct srv_route *route;
+    char method[16];
+    char path[512];      /* for the log (no query string) */
+    char params[2][256]; /* {scope}/{id}/{txn} path parameters, in order */
+    int64_t started_us;
+    unsigned status; /* the status sent (for the log) */
+    bool responded;
+    sqlite3 *db; /* opened for every route that needs auth */
+    struct srv_auth auth;
+    bool scope_public;
+    int role; /* the caller's role on params[0] for scope routes */
+    /* the body */
+    enum srv_body body_kind;
+    struct srv_buf body; /* JSON bodies */
+    bool body_too_large;
+    uint64_t received;
+    /* object uploads */
+    struct bbit_store *store;
+    struct bbit_store_writer *writer;
+    bool object_existed; /* already stored: the body is read and discarded */
+    bool write_failed;
+    char write_err[512];
+    bool chunked; /* no Content-Length */
+};
+
+typedef int (*srv_handler)(struct srv_request *r);
+
+/* Sends json (consumed) with status; returns 0 or -1 (MHD refused). */
+int srv_send_json(struct srv_request *r, unsigned status, cJSON *json);
+/* Sends {"error": {"code", "message"[, "details"]}}; details is consumed (may be NULL). */
+int srv_send_error_details(struct srv_request *r, unsigned status, const char *code, cJSON *details,
+                           const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+#define srv_send_error(r, status, code, ...)                                                       \
+    srv_send_error_details((r), (status), (code), NULL, __VA_ARGS__)
+/* 500 internal with a logged reason (the client gets a generic message). */
+int srv_send_internal(struct srv_request *r, const char *reason);
+/* Sends the file fd (size bytes) as application/octet-stream; takes the fd. */
+int srv_send_file(struct srv_request *r, int fd, uint64_t size);
+/* The parsed JSON body (an object), or NULL after sending 400. The caller deletes it. */
+cJSON *srv_parse_body(struct srv_request *r);
+/* A query argument (decoded) or NULL. */
+const char *srv_query(struct srv_request *r, const char *name);
+/* The caller's effective role on scope (looks the scope up); -1 on a db
+ * error. *exists tells whether the scope exists. */
+int srv_scope_role(struct srv_request *r, const char *scope, bool *exists);
+/* Opens scope's store (created when missing); NULL after sending 500. */
+struct bbit_store *srv_open_scope_store(struct srv_request *r, const char *scope);
+
+/* ---- api.c ---------------------------------------------------------------- */
+int api_health(struct srv_request *r);
+int api_whoami(struct srv_request *r);
+int api_scopes(struct srv_request *r);
+int api_scope(struct srv_request *r);
+int api_components(struct srv_request *r);
+int api_component(struct srv_request *r);
+int api_objects_missing(struct srv_request *r);
+int api_object_get(struct srv_request *r);
+int api_object_put(struct srv_request *r);
+
+/* ---- txn.c ---------------------------------------------------------------- */
+int txn_prepare(struct srv_request *r);
+int txn_commit(struct srv_request *r);
+int txn_abort(struct srv_request *r);
+int txn_get(struct srv_request *r);
+
+#endif
