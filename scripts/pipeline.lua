@@ -126,8 +126,36 @@ local function cache_key(task, comp, deps, version_sensitive, version)
   }))
 end
 
-local function cache_path(ws, key)
-  return ws.scope.dir .. "/cache/tasks/" .. key:sub(1, 2) .. "/" .. key .. ".json"
+-- The task cache: one file, `<scope>/cache/tasks.json`, read once and written
+-- once per run: { run = N, entries = { [key] = { artifacts = {...}, run = N } } }.
+-- Entries unused for CACHE_KEEP_RUNS runs are dropped when it is written.
+local CACHE_KEEP_RUNS = 20
+
+local function cache_file(ws)
+  return ws.scope.dir .. "/cache/tasks.json"
+end
+
+local function load_cache(ws)
+  local text = fs.try_read(cache_file(ws))
+  local ok, cache = pcall(function()
+    return text and json.decode(text, { name = cache_file(ws) })
+  end)
+  if not ok or type(cache) ~= "table" or type(cache.entries) ~= "table" then
+    cache = { run = 0, entries = {} } -- a damaged cache is only a cache
+  end
+  cache.run = (tonumber(cache.run) or 0) + 1
+  return cache
+end
+
+local function save_cache(ws, cache)
+  local kept = {}
+  for key, entry in pairs(cache.entries) do
+    if type(entry) == "table" and (tonumber(entry.run) or 0) > cache.run - CACHE_KEEP_RUNS then
+      kept[key] = entry
+    end
+  end
+  fs.mkdir(ws.scope.dir .. "/cache")
+  fs.write(cache_file(ws), json.encode({ run = cache.run, entries = json.object(kept) }), { fsync = false })
 end
 
 -- Runs one task of one component; returns {artifacts = {name = {blob, size}}, cached = bool, output = text}.
@@ -136,26 +164,32 @@ local function run_task(task, comp, ws, opts, deps)
   -- --no-cache runs every task but still records the results
   local cacheable = not (task.module and task.module.cache == false)
   local key = cache_key(task, comp, deps, version_sensitive, opts.versions and opts.versions[comp.id])
+  local cache = opts.cache
   if cacheable and not opts.no_cache then
-    local text = fs.try_read(cache_path(ws, key))
-    local ok, entry = pcall(function()
-      return text and json.decode(text)
-    end)
-    if ok and type(entry) == "table" then
+    local entry = cache.entries[key]
+    if type(entry) == "table" then
       local all_present = true
       for _, a in pairs(entry.artifacts or {}) do
         all_present = all_present and ws.scope.store:has(a.blob)
       end
       if all_present then
+        entry.run = cache.run
         return { artifacts = entry.artifacts or {}, cached = true, output = "" }
       end
     end
   end
-  local artifacts_dir = fs.tempdir(ws.scope.dir .. "/tmp-build-")
-  -- removed however this ends: error, interruption, or a cancelled job
+  -- a scratch folder for the task's files, made on first use and removed
+  -- however the task ends: error, interruption, or a cancelled job
+  local artifacts_dir
+  local function scratch()
+    artifacts_dir = artifacts_dir or fs.tempdir(ws.scope.dir .. "/tmp-build-")
+    return artifacts_dir
+  end
   local cleanup <close> = setmetatable({}, {
     __close = function()
-      fs.try_remove(artifacts_dir, { recursive = true })
+      if artifacts_dir then
+        fs.try_remove(artifacts_dir, { recursive = true })
+      end
     end,
   })
   local artifacts, output = {}, {}
@@ -171,11 +205,10 @@ local function run_task(task, comp, ws, opts, deps)
           r.timed_out and "timed out" or r.signal and ("killed by signal " .. r.signal) or ("exit code " .. r.code)))
       end
     else
-      local ctx = {
+      local ctx = setmetatable({
         workspace = ws,
         version = version,
         options = task.options,
-        artifacts_dir = artifacts_dir,
         dependencies = deps,
         add_artifact = function(name, file)
           local blob, size = ws.scope.store:put_file(file)
@@ -196,7 +229,13 @@ local function run_task(task, comp, ws, opts, deps)
           end
           return r
         end,
-      }
+      }, {
+        __index = function(_, key)
+          if key == "artifacts_dir" then
+            return scratch()
+          end
+        end,
+      })
       scripts.call(task.found, task.module.run, comp, ctx)
     end
   end)
@@ -219,9 +258,7 @@ local function run_task(task, comp, ws, opts, deps)
     error(err, 0)
   end
   if cacheable then
-    local file = cache_path(ws, key)
-    fs.mkdir(file:match("^(.*)/"))
-    fs.write(file, json.encode({ artifacts = json.object(artifacts) }), { fsync = false })
+    cache.entries[key] = { artifacts = json.object(artifacts), run = cache.run }
   end
   return { artifacts = artifacts, cached = false, output = text }
 end
@@ -270,6 +307,7 @@ function M.run(ids, analysis, ws, opts)
     plans[id] = tasks
     total = total + #tasks
   end
+  opts = setmetatable({ cache = load_cache(ws) }, { __index = opts })
   local progress = log.progress(total, "build")
   local finished_tasks = 0
   local done, results = {}, {}
@@ -319,6 +357,10 @@ function M.run(ids, analysis, ws, opts)
   end
   local ok, err = pcall(jobs.run, work, { jobs = opts.jobs })
   progress:done()
+  -- the results of the tasks that succeeded stay valid even when another failed
+  if not errors.is_interrupt(err) then
+    save_cache(ws, opts.cache)
+  end
   if not ok then
     error(err, 0)
   end

@@ -327,10 +327,12 @@ static int writer_add_dir(lua_State *L)
     return 1;
 }
 
-// true = w:finish() | nil, err: completes the archive and renames it into place
+// true = w:finish([fsync]) | nil, err: completes the archive and renames it into place
+// (fsync defaults to true; false for scratch archives that are stored elsewhere)
 static int writer_finish(lua_State *L)
 {
     writer_ud *w = bbit_check_open(L, 1, WRITER_TYPE, "archive writer");
+    int do_fsync = lua_isnoneornil(L, 2) ? 1 : lua_toboolean(L, 2);
     char err[ERR_MAX];
     err[0] = '\0';
     struct archive *a = w->a;
@@ -338,7 +340,7 @@ static int writer_finish(lua_State *L)
     if (archive_write_close(a) != ARCHIVE_OK)
         snprintf(err, sizeof err, "%s", archive_msg(a));
     archive_write_free(a);
-    if (!err[0] && (fchmod(w->fd, 0644) != 0 || fsync(w->fd) != 0))
+    if (!err[0] && (fchmod(w->fd, 0644) != 0 || (do_fsync && fsync(w->fd) != 0)))
         snprintf(err, sizeof err, "%s", strerror(errno));
     int fd = w->fd;
     w->fd = -1;

@@ -20,6 +20,7 @@
 
 #include "bbit/luax.h"
 #include "bbit/path.h"
+#include "bbit/sha256.h"
 
 #define LOCK_TYPE "bbit.fs.lock"
 #define WALK_TYPE "bbit.fs.walkstate"
@@ -689,6 +690,80 @@ static int fs_walk(lua_State *L)
     return 1;
 }
 
+/* Hashes the sorted entries of a finished walk: path, type, size, mtime,
+ * inode, mode. Sets *unstable when an entry is a symlink or changed at or
+ * after `recent_ns` (its next change could keep the same mtime). */
+static int walk_digest(struct walk_state *w, int64_t recent_ns, char hex[BBIT_SHA256_HEX_LEN + 1],
+                       int *unstable)
+{
+    for (size_t i = 0; i < w->n; i++)
+        w->entries[i].path_ptr = w->names + w->entries[i].path;
+    if (w->n > 1)
+        qsort(w->entries, w->n, sizeof *w->entries, entry_cmp);
+    bbit_sha256 *h = bbit_sha256_new();
+    if (!h)
+        return -1;
+    *unstable = 0;
+    char line[128];
+    for (size_t i = 0; i < w->n; i++) {
+        const struct walk_entry *e = &w->entries[i];
+        int n = snprintf(line, sizeof line, "%s\t%lld\t%lld\t%llu\t%o\n", type_name(e->mode),
+                         (long long)e->size, (long long)e->mtime_ns, (unsigned long long)e->ino,
+                         (unsigned)(e->mode & 07777));
+        bbit_sha256_update(h, e->path_ptr, strlen(e->path_ptr) + 1);
+        bbit_sha256_update(h, line, (size_t)n);
+        if (S_ISLNK(e->mode) || e->mtime_ns >= recent_ns)
+            *unstable = 1;
+    }
+    unsigned char digest[BBIT_SHA256_LEN];
+    int r = bbit_sha256_final(h, digest);
+    bbit_sha256_free(h);
+    if (r == 0)
+        bbit_sha256_hex(digest, hex);
+    return r;
+}
+
+// hex, count, unstable = core.fs.walk_digest(root, opts, recent_ns): a digest of
+// what `walk(root, opts)` with stat would list, without building the list
+static int fs_walk_digest(lua_State *L)
+{
+    const char *root = luaL_checkstring(L, 1);
+    int64_t recent_ns = (int64_t)luaL_optinteger(L, 3, INT64_MAX);
+    lua_settop(L, 2);
+    struct walk_state *w = lua_newuserdatauv(L, sizeof *w, 0); // [root, opts, state]
+    memset(w, 0, sizeof *w);
+    luaL_setmetatable(L, WALK_TYPE);
+    walk_read_options(L, 2, w);
+    w->want_stat = 1;
+    int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return fail_path(L, "walk_digest", root, errno);
+    if (grow((void **)&w->rel, &w->rel_cap, 1, 1) != 0) {
+        close(fd);
+        return luaL_error(L, "out of memory");
+    }
+    w->rel[0] = '\0';
+    char hex[BBIT_SHA256_HEX_LEN + 1];
+    int unstable = 0;
+    int failed = walk_dir(w, fd, 0, 1) != 0;
+    int e = w->err;
+    const char *sub = failed && w->err_path ? lua_pushstring(L, w->err_path) : "";
+    if (!failed && walk_digest(w, recent_ns, hex, &unstable) != 0) {
+        failed = 1;
+        e = errno;
+    }
+    size_t count = w->n;
+    lua_pushcfunction(L, walk_gc);
+    lua_pushvalue(L, 3);
+    lua_call(L, 1, 0); /* free now rather than at the next GC */
+    if (failed)
+        return fail_path(L, "walk_digest", *sub ? lua_pushfstring(L, "%s/%s", root, sub) : root, e);
+    lua_pushstring(L, hex);
+    lua_pushinteger(L, (lua_Integer)count);
+    lua_pushboolean(L, unstable);
+    return 3;
+}
+
 /* ---- mkdir, remove, rename, links, modes, temp dirs ---------------------- */
 
 static int mkdir_p(char *path, mode_t mode)
@@ -1087,6 +1162,7 @@ int luaopen_bbit_core_fs(lua_State *L)
         {"write", fs_write},
         {"copy", fs_copy},
         {"walk", fs_walk},
+        {"walk_digest", fs_walk_digest},
         {"mkdir", fs_mkdir},
         {"remove", fs_remove},
         {"rename", fs_rename},

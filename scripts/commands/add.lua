@@ -66,6 +66,19 @@ then the workspace defaultScope).]],
     local ws = workspace.open(nil, { lock = "fail" })
     local cwd = fs.cwd()
     local added = {}
+    -- rootDir -> id, and every folder above a rootDir -> that component
+    local roots, ancestors = {}, {}
+    local function track(id, dir)
+      roots[dir] = id
+      local up = dir:match("^(.*)/[^/]*$")
+      while up and not ancestors[up] do
+        ancestors[up] = { id = id, dir = dir }
+        up = up:match("^(.*)/[^/]*$")
+      end
+    end
+    for _, other_id in ipairs(ws.bitmap:ids()) do
+      track(other_id, ws.bitmap:get(other_id).rootDir)
+    end
     for _, arg in ipairs(ctx.args) do
       local abs = path.normalize(path.is_absolute(arg) and arg or (cwd .. "/" .. arg))
       local real = fs.try_realpath(abs)
@@ -79,17 +92,23 @@ then the workspace defaultScope).]],
       if not fs.is_dir(real) then
         errors.fail(("%s is not a folder"):format(arg), "bbit add tracks folders: give the component's folder")
       end
-      for _, other_id in ipairs(ws.bitmap:ids()) do
-        local other = ws.bitmap:get(other_id).rootDir
-        if other == rel then
-          errors.fail(("%s is already tracked as %s"):format(rel, other_id))
+      -- nesting, in O(depth): a tracked folder above `rel`, or `rel` above one
+      local above = roots[rel] and rel
+      local parent = rel
+      while not above do
+        parent = parent:match("^(.*)/[^/]*$")
+        if not parent then
+          break
         end
-        if rel:sub(1, #other + 1) == other .. "/" then
-          errors.fail(("%s is inside the component %s (%s): components cannot be nested"):format(rel, other_id, other))
-        end
-        if other:sub(1, #rel + 1) == rel .. "/" then
-          errors.fail(("%s contains the component %s (%s): components cannot be nested"):format(rel, other_id, other))
-        end
+        above = roots[parent] and parent
+      end
+      if above == rel then
+        errors.fail(("%s is already tracked as %s"):format(rel, roots[rel]))
+      elseif above then
+        errors.fail(("%s is inside the component %s (%s): components cannot be nested"):format(rel, roots[above], above))
+      elseif ancestors[rel] then
+        errors.fail(("%s contains the component %s (%s): components cannot be nested"):format(rel, ancestors[rel].id,
+          ancestors[rel].dir))
       end
       local id = ctx.opts.id or derive_id(rel)
       if not workspace.valid_id(id) then
@@ -109,6 +128,7 @@ then the workspace defaultScope).]],
         entry.config = { bbit = { scope = ctx.opts.scope } }
       end
       ws.bitmap:set(id, entry)
+      track(id, rel)
       local scope, reason = ws:target_scope(id)
       if not scope then
         ws:no_scope_error(id)

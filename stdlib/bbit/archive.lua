@@ -61,6 +61,7 @@ local FORMATS = { ["tar.gz"] = true, ["tar.zst"] = true, ["tar"] = true }
 ---@class bbit.archive.CreateOptions
 ---@field format? "tar.gz"|"tar.zst"|"tar" default: from PATH's extension (`.tar.zst`/`.tzst` → tar.zst, `.tar` → tar), else tar.gz
 ---@field root? string directory that string entries and relative `path`s are relative to
+---@field fsync? boolean flush the archive to disk before the rename (default true; false for scratch archives)
 
 ---@class bbit.archive.Listing
 ---@field name string
@@ -203,7 +204,7 @@ local function create(path, entries, opts)
       return nil, ("archive.create: %s: entry %q: %s"):format(path, e.name, strip(aerr))
     end
   end
-  local ok, ferr = w:finish()
+  local ok, ferr = w:finish(opts.fsync ~= false)
   if not ok then
     return nil, "archive.create: " .. strip(ferr)
   end
@@ -215,6 +216,8 @@ end
 --- tables (`bbit.archive.Entry`); they are sorted by name before writing.
 --- Raises a failure naming the archive and the entry (missing file, invalid or
 --- duplicate name, a directory given as a file); no archive or temp file is left.
+--- `opts`: `format` ("tar.gz", "tar.zst", "tar"; default from the extension),
+--- `root` (what relative entries are relative to), `fsync` (default true).
 ---@param path string the archive to write (replaced atomically if it exists)
 ---@param entries (string|bbit.archive.Entry)[]
 ---@param opts? bbit.archive.CreateOptions

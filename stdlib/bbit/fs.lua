@@ -165,6 +165,26 @@ function M.try_walk(root, opts)
   return list, err
 end
 
+--- A digest of what `walk(root, opts)` with `stat = true` would list (every
+--- entry's path, type, size, mtime, inode and mode), computed without building
+--- the list: equal digests mean nothing in the folder changed, as far as stat
+--- can tell. `unstable` is true when an entry is a symlink or changed at or
+--- after `recent_ns` (a later change could keep the same mtime, so a cache
+--- should not trust this digest). Raises "fs.walk_digest: PATH: reason".
+---@param root string
+---@param opts? table the `walk` options (`ignore`, `max_depth`)
+---@param recent_ns? integer mtimes at or after this (ns since the epoch) count as unstable
+---@return string digest 64 hex characters
+---@return integer count the number of entries
+---@return boolean unstable
+function M.walk_digest(root, opts, recent_ns)
+  local digest, count, unstable = core.walk_digest(root, opts, recent_ns)
+  if not digest then
+    errors.fail(count)
+  end
+  return digest, count, unstable
+end
+
 --- Does the whole of `path` match glob `pattern`? Pure string matching, no
 --- filesystem access. Syntax: `*` any characters within one segment (also a
 --- leading '.'), `?` one character, `[abc]` `[a-z]` `[!a-z]` a class, `\c` a

@@ -150,19 +150,38 @@ function Scope:read_version(id)
   return json.decode(self.store:get(id), { name = "version object " .. id })
 end
 
---- The stat cache: { files = { "<path>": [size, mtime_ns, ino, mode, blob] } }.
+--- The stat cache (see Workspace:scan): `index.json` = { format = 3,
+--- components = { [id] = { sig, main, root, tree, issues } }, deps = { [id] =
+--- { key, deps, unknown } } }, and the file lists in `index-files.json`
+--- ({ [id] = packed list }), read only when a file list is needed.
 ---@return table
 function Scope:index()
   if not self._index then
     local ok, index = pcall(read_json, self.dir .. "/index.json", nil)
-    -- A damaged stat cache is only a cache: start over.
-    self._index = ok and type(index) == "table" and index.files and index or { format = 1, files = {} }
+    -- A damaged or older stat cache is only a cache: start over.
+    if not ok or type(index) ~= "table" or index.format ~= 3 then
+      index = { format = 3, components = {}, deps = {} }
+    end
+    self._index = index
   end
   return self._index
 end
 
+--- The cached file lists of the stat cache (see `index`).
+---@return table
+function Scope:index_files()
+  if not self._index_files then
+    local ok, files = pcall(read_json, self.dir .. "/index-files.json", nil)
+    self._index_files = ok and type(files) == "table" and files or {}
+  end
+  return self._index_files
+end
+
 --- Writes the stat cache (no fsync: losing it only costs re-hashing).
 function Scope:save_index()
+  if self._index_files then
+    fs.write(self.dir .. "/index-files.json", json.encode(json.object(self._index_files)), { fsync = false })
+  end
   fs.write(self.dir .. "/index.json", json.encode(self:index()), { fsync = false })
 end
 

@@ -312,34 +312,34 @@ local function file_mode(st)
   return (st.mode & 73) ~= 0 and "755" or "644" -- 73 = 0111, any exec bit
 end
 
---- Scans component `id`'s files: `{id, root_dir, files = {{path, mode, size, blob, abs}},
---- tree, issues = {...}}`. Uses the stat cache: unchanged files are not re-hashed.
----@param id string
----@return table
-function Workspace:scan(id)
-  local entry = self.bitmap:get(id)
-  local root_dir = entry.rootDir
-  local comp = { id = id, root_dir = root_dir, entry = entry, files = {}, issues = {} }
-  local abs_root = self:abs(root_dir)
-  local st = fs.lstat(abs_root)
-  if not st then
-    comp.issues[#comp.issues + 1] = ("missing files: folder %s does not exist"):format(root_dir)
-    return comp
+-- The stat cache keeps, per component, a signature of its folder (every
+-- entry's path, type, size, mtime, inode, mode), the file list it produced
+-- (packed in one string) and its tree hash. An unchanged signature means an
+-- unchanged component: nothing is read or hashed, and the file list is only
+-- unpacked when someone asks for it. A changed one re-hashes that component.
+
+local function pack_files(files)
+  local out = {}
+  for i, f in ipairs(files) do
+    out[i] = f.path .. "\t" .. f.mode .. "\t" .. f.size .. "\t" .. f.blob
   end
-  if st.type == "link" then
-    local real = fs.try_realpath(abs_root)
-    if not real or not path.is_within(self.root, real) then
-      comp.issues[#comp.issues + 1] = ("%s is a symlink to a folder outside the workspace"):format(root_dir)
-      return comp
-    end
-    abs_root = real
-  elseif st.type ~= "dir" then
-    comp.issues[#comp.issues + 1] = ("%s is not a folder"):format(root_dir)
-    return comp
+  return table.concat(out, "\n")
+end
+
+local function unpack_files(packed, abs_root)
+  local files = {}
+  for p, mode, size, blob in packed:gmatch("([^\t\n]+)\t(%d+)\t(%d+)\t(%x+)") do
+    files[#files + 1] = { path = p, mode = mode, size = math.tointeger(tonumber(size)), blob = blob,
+      abs = abs_root .. "/" .. p }
   end
-  local index = self.scope:index().files
-  local now_ns = math.floor(os.time() * 1e9)
-  for _, e in ipairs(fs.walk(abs_root, { stat = true, ignore = self:ignore_patterns() })) do
+  return files
+end
+
+-- Reads a component's files (hashing each) and adds its issues: symlinks
+-- out of the component, vanished files, no files, a missing main file.
+local function read_files(ws, comp, abs_root)
+  local root_dir, files = comp.root_dir, {}
+  for _, e in ipairs(fs.walk(abs_root, { stat = true, ignore = ws:ignore_patterns() })) do
     local abs = abs_root .. "/" .. e.path
     local info = e
     if e.type == "link" then
@@ -349,43 +349,24 @@ function Workspace:scan(id)
         info = nil
       else
         info = fs.stat(real)
-        info.path = e.path
       end
     end
     if info and info.type == "file" then
-      local key = root_dir .. "/" .. e.path
-      local cached = index[key]
-      local mode = file_mode(info)
-      local blob
-      if cached and cached[1] == info.size and cached[2] == info.mtime_ns and cached[3] == info.ino
-          and cached[4] == mode then
-        blob = cached[5]
+      local digest = hash.try_sha256_file(abs)
+      if not digest then
+        comp.issues[#comp.issues + 1] = ("missing files: %s/%s vanished while reading"):format(root_dir, e.path)
       else
-        local digest = hash.try_sha256_file(abs)
-        if not digest then
-          comp.issues[#comp.issues + 1] = ("missing files: %s vanished while reading"):format(key)
-        else
-          blob = digest
-          if now_ns - info.mtime_ns > RACY_NS then
-            index[key] = { info.size, info.mtime_ns, info.ino, mode, blob }
-          else
-            index[key] = nil
-          end
-          self._index_dirty = true
-        end
-      end
-      if blob then
-        comp.files[#comp.files + 1] = { path = e.path, mode = mode, size = info.size, blob = blob, abs = abs }
+        files[#files + 1] = { path = e.path, mode = file_mode(info), size = info.size, blob = digest, abs = abs }
       end
     end
   end
-  if #comp.files == 0 and #comp.issues == 0 then
+  if #files == 0 and #comp.issues == 0 then
     comp.issues[#comp.issues + 1] = ("missing files: %s has no files"):format(root_dir)
   end
-  local main = entry.mainFile
-  if #comp.files > 0 then
+  local main = comp.entry.mainFile
+  if #files > 0 then
     local has_main = false
-    for _, f in ipairs(comp.files) do
+    for _, f in ipairs(files) do
       if f.path == main then
         has_main = true
       end
@@ -394,7 +375,74 @@ function Workspace:scan(id)
       comp.issues[#comp.issues + 1] = ("missing main file: %s/%s"):format(root_dir, tostring(main))
     end
   end
+  return files
+end
+
+-- A component whose `files` are unpacked from the cache on first use (read
+-- again from the folder if the cached list is gone).
+local lazy_files = {
+  __index = function(comp, key)
+    if key == "files" then
+      local packed = comp._ws.scope:index_files()[comp.id]
+      local files = packed and unpack_files(packed, comp._abs_root) or read_files(comp._ws, comp, comp._abs_root)
+      rawset(comp, "files", files)
+      return files
+    end
+  end,
+}
+
+--- Scans component `id`'s files: `{id, root_dir, files = {{path, mode, size, blob, abs}},
+--- tree, issues = {...}}`. Uses the stat cache: an unchanged folder is not re-read.
+---@param id string
+---@return table
+function Workspace:scan(id)
+  local entry = self.bitmap:get(id)
+  local root_dir = entry.rootDir
+  local comp = { id = id, root_dir = root_dir, entry = entry, issues = {} }
+  local abs_root = self:abs(root_dir)
+  local st = fs.lstat(abs_root)
+  if not st then
+    comp.files = {}
+    comp.issues[1] = ("missing files: folder %s does not exist"):format(root_dir)
+    return comp
+  end
+  if st.type == "link" then
+    local real = fs.try_realpath(abs_root)
+    if not real or not path.is_within(self.root, real) then
+      comp.files = {}
+      comp.issues[1] = ("%s is a symlink to a folder outside the workspace"):format(root_dir)
+      return comp
+    end
+    abs_root = real
+  elseif st.type ~= "dir" then
+    comp.files = {}
+    comp.issues[1] = ("%s is not a folder"):format(root_dir)
+    return comp
+  end
+  local now_ns = math.floor(os.time() * 1e9)
+  local sig, _, unstable = fs.walk_digest(abs_root, { ignore = self:ignore_patterns() }, now_ns - RACY_NS)
+  local index = self.scope:index()
+  index.components = index.components or {}
+  local cached = index.components[id]
+  if cached and cached.sig == sig and cached.main == entry.mainFile and cached.root == abs_root then
+    comp.tree = cached.tree
+    for _, issue in ipairs(cached.issues or {}) do
+      comp.issues[#comp.issues + 1] = issue
+    end
+    comp._ws, comp._abs_root = self, abs_root
+    return setmetatable(comp, lazy_files)
+  end
+  comp.files = read_files(self, comp, abs_root)
   comp.tree = M.tree_hash(comp.files)
+  -- a racy or symlinked folder is re-read next time
+  if not unstable then
+    index.components[id] = { sig = sig, main = entry.mainFile, root = abs_root, tree = comp.tree,
+      issues = #comp.issues > 0 and comp.issues or nil }
+    self.scope:index_files()[id] = pack_files(comp.files)
+  else
+    index.components[id] = nil
+  end
+  self._index_dirty = true
   return comp
 end
 
