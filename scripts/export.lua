@@ -19,6 +19,7 @@
 -- ids), missing (scope -> ids), txns (url -> txn id), uploaded (count, bytes).
 local errors = require("bbit.errors")
 local fault = require("bbit.fault")
+local fs = require("bbit.fs")
 local inspect = require("bbit.inspect")
 local jobs = require("bbit.jobs")
 local json = require("bbit.json")
@@ -276,37 +277,60 @@ export:step("negotiate", function(ctx)
   end
 end)
 
+-- Objects go in packs (one request for many objects); a pack is cut at
+-- PACK_MAX_BYTES or PACK_MAX_OBJECTS, and packs go up in parallel.
+local PACK_MAX_BYTES = 32 * 1024 * 1024
+local PACK_MAX_OBJECTS = 4000
+
 export:step("upload", function(ctx)
   local ws = ctx.workspace
-  local work = {}
+  local store = ws.scope.store
+  local packs = {}
   ctx.uploaded = { count = 0, bytes = 0, skipped = 0 }
   for _, url in ipairs(ctx.server_urls) do
     local server = ctx.servers[url]
     for _, scope in ipairs(server.scopes) do
       ctx.uploaded.skipped = ctx.uploaded.skipped + #ctx.objects[scope] - #ctx.missing[scope]
+      local pack
       for _, id in ipairs(ctx.missing[scope]) do
-        work[#work + 1] = { client = server.client, scope = scope, id = id }
+        local size = store:size_on_disk(id)
+        if not pack or pack.bytes + size > PACK_MAX_BYTES or #pack.ids >= PACK_MAX_OBJECTS then
+          pack = { client = server.client, scope = scope, ids = {}, bytes = 0 }
+          packs[#packs + 1] = pack
+        end
+        pack.ids[#pack.ids + 1] = id
+        pack.bytes = pack.bytes + size
       end
     end
   end
-  if #work == 0 then
+  if #packs == 0 then
     return
   end
-  local progress = log.progress(#work, "upload")
-  local done = 0
+  local tmp = fs.tempdir(ws.scope.dir .. "/tmp-upload-")
+  local cleanup <close> = setmetatable({}, {
+    __close = function()
+      fs.try_remove(tmp, { recursive = true })
+    end,
+  })
+  local total = 0
+  for _, pack in ipairs(packs) do
+    total = total + #pack.ids
+  end
+  local progress = log.progress(total, "upload")
   local list = {}
-  for i, w in ipairs(work) do
+  for i, pack in ipairs(packs) do
     list[i] = function()
-      local file = ws.scope.store:path(w.id)
-      w.client:upload(w.scope, w.id, file)
-      done = done + 1
-      ctx.uploaded.count = ctx.uploaded.count + 1
-      ctx.uploaded.bytes = ctx.uploaded.bytes + ws.scope.store:size_on_disk(w.id)
-      progress:update(done, w.scope .. " " .. w.id:sub(1, 12))
+      local file = ("%s/pack-%d"):format(tmp, i)
+      remote.write_pack(store, pack.ids, file)
+      pack.client:upload_pack(pack.scope, file, #pack.ids)
+      fs.remove(file)
+      ctx.uploaded.count = ctx.uploaded.count + #pack.ids
+      ctx.uploaded.bytes = ctx.uploaded.bytes + pack.bytes
+      progress:update(ctx.uploaded.count, ("%s: %d objects"):format(pack.scope, #pack.ids))
       fault.point("export:during-upload")
     end
   end
-  local ok, err = pcall(jobs.run, list, { jobs = ctx.opts.jobs or 8 })
+  local ok, err = pcall(jobs.run, list, { jobs = ctx.opts.jobs or 4 })
   progress:done()
   if not ok then
     error(err, 0)

@@ -253,3 +253,63 @@ int srv_auth_role(const struct srv_auth *auth, const char *scope, bool is_public
             role = auth->grants[i].role;
     return role;
 }
+
+int srv_user_password_hash(sqlite3 *db, const char *user, char *out, size_t outlen, char *err,
+                           size_t errlen)
+{
+    sqlite3_stmt *st =
+        srv_db_prepare(db, "SELECT password_hash FROM users WHERE name=?", err, errlen);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    int found = 0;
+    if (rc == SQLITE_ROW) {
+        snprintf(out, outlen, "%s", (const char *)sqlite3_column_text(st, 0));
+        found = 1;
+    } else if (rc != SQLITE_DONE) {
+        found = srv_fail(err, errlen, "database: %s", sqlite3_errmsg(db));
+    }
+    sqlite3_finalize(st);
+    return found;
+}
+
+int srv_login_token_issue(sqlite3 *db, const char *user, const char *name,
+                          char token_out[SRV_TOKEN_LEN + 1], int64_t *id_out, char *err,
+                          size_t errlen)
+{
+    char hash[65];
+    if (srv_token_generate(token_out) != 0)
+        return srv_fail(err, errlen, "cannot get random bytes for a token");
+    srv_sha256_hex(token_out, strlen(token_out), hash);
+    sqlite3_stmt *st = srv_db_prepare(
+        db, "INSERT INTO tokens(user, name, token_hash, created_at) VALUES (?, ?, ?, ?)", err,
+        errlen);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, hash, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, srv_now());
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return srv_fail(err, errlen, "database: %s", sqlite3_errmsg(db));
+    *id_out = sqlite3_last_insert_rowid(db);
+    return 0;
+}
+
+int srv_token_revoke_id(sqlite3 *db, int64_t id, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = srv_db_prepare(
+        db, "UPDATE tokens SET revoked_at=? WHERE id=? AND revoked_at IS NULL", err, errlen);
+    if (!st)
+        return -1;
+    sqlite3_bind_int64(st, 1, srv_now());
+    sqlite3_bind_int64(st, 2, id);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return srv_fail(err, errlen, "database: %s", sqlite3_errmsg(db));
+    return 0;
+}

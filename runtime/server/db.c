@@ -10,6 +10,17 @@
 
 #define SCHEMA_VERSION "1"
 
+/* Tables of the web sign-in (login.c), added after schema 1 without a
+ * version bump: every statement is additive, so older roots get them on
+ * first use (srv_db_ensure_web_schema). */
+#define WEB_SCHEMA                                                                                 \
+    "CREATE TABLE IF NOT EXISTS web_csrf("                                                         \
+    "  nonce_hash TEXT PRIMARY KEY, expires_at INTEGER NOT NULL);"                                 \
+    "CREATE TABLE IF NOT EXISTS login_failures("                                                   \
+    "  id INTEGER PRIMARY KEY, user TEXT NOT NULL, ip TEXT NOT NULL, at INTEGER NOT NULL);"        \
+    "CREATE INDEX IF NOT EXISTS login_failures_user ON login_failures(user, at);"                  \
+    "CREATE INDEX IF NOT EXISTS login_failures_ip ON login_failures(ip, at);"
+
 static const char *const SCHEMA =
     "CREATE TABLE IF NOT EXISTS meta("
     "  key TEXT PRIMARY KEY, value TEXT NOT NULL);"
@@ -51,7 +62,7 @@ static const char *const SCHEMA =
     "  scope TEXT NOT NULL, name TEXT NOT NULL,"
     "  txn_id TEXT NOT NULL REFERENCES transactions(id),"
     "  PRIMARY KEY(scope, name));"
-    "CREATE INDEX IF NOT EXISTS component_locks_txn ON component_locks(txn_id);"
+    "CREATE INDEX IF NOT EXISTS component_locks_txn ON component_locks(txn_id);" WEB_SCHEMA
     "INSERT OR IGNORE INTO meta(key, value) VALUES ('format', 'bbit-server'),"
     "  ('schema_version', '" SCHEMA_VERSION "');";
 
@@ -157,6 +168,20 @@ sqlite3 *srv_db_create(const char *root, char *err, size_t errlen)
         return NULL;
     }
     return db;
+}
+
+int srv_db_ensure_web_schema(sqlite3 *db, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    bool present = sqlite3_prepare_v2(db,
+                                      "SELECT count(*) FROM sqlite_master WHERE type='table' AND "
+                                      "name IN ('web_csrf','login_failures')",
+                                      -1, &st, NULL) == SQLITE_OK &&
+                   sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 2;
+    sqlite3_finalize(st);
+    if (present)
+        return 0;
+    return srv_db_exec(db, WEB_SCHEMA, err, errlen);
 }
 
 void srv_db_close(sqlite3 *db)

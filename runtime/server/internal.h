@@ -8,6 +8,9 @@
  *   server.c  libmicrohttpd set-up, routing, request bodies, responses
  *   api.c     the JSON API handlers (scopes, components, objects)
  *   txn.c     export transactions (prepare, commit, abort)
+ *   html.c    HTML building (escaping, URL encoding, the page frame), page responses
+ *   pages.c   the web pages: scopes, components, versions, files, artifacts
+ *   login.c   the web sign-in (/login, /logout, CSRF, rate limit), POST /api/v1/logout
  *
  * Error convention: functions returning int give 0 on success and -1 with a
  * message in err (NUL-terminated, truncated to errlen). */
@@ -86,6 +89,9 @@ void srv_buf_free(struct srv_buf *b);
 /* Opens DIR/server.db (which must exist) with WAL, busy_timeout and foreign
  * keys; creates the schema when missing. */
 sqlite3 *srv_db_open(const char *root, char *err, size_t errlen);
+/* Creates the tables the web sign-in added after schema 1 (CSRF nonces,
+ * failed sign-ins) when a root predates them: CREATE TABLE IF NOT EXISTS. */
+int srv_db_ensure_web_schema(sqlite3 *db, char *err, size_t errlen);
 /* Creates DIR/server.db with the schema (fails when it exists). */
 sqlite3 *srv_db_create(const char *root, char *err, size_t errlen);
 void srv_db_close(sqlite3 *db);
@@ -141,6 +147,16 @@ int srv_password_verify(const char *password, const char *stored);
 int srv_token_generate(char out[SRV_TOKEN_LEN + 1]);
 /* Parses "PATTERN=ROLE". */
 int srv_grant_parse(const char *s, struct srv_grant *g, char *err, size_t errlen);
+/* The stored password hash of user into out: 1 found, 0 no such user, -1 error. */
+int srv_user_password_hash(sqlite3 *db, const char *user, char *out, size_t outlen, char *err,
+                           size_t errlen);
+/* Issues a login token for user: no grants of its own (it acts with the
+ * user's grants), named name; only its SHA-256 is stored. */
+int srv_login_token_issue(sqlite3 *db, const char *user, const char *name,
+                          char token_out[SRV_TOKEN_LEN + 1], int64_t *id_out, char *err,
+                          size_t errlen);
+/* Revokes token id (no-op when already revoked). */
+int srv_token_revoke_id(sqlite3 *db, int64_t id, char *err, size_t errlen);
 
 /* ---- server.c: requests and responses ------------------------------------ */
 
@@ -154,7 +170,13 @@ struct srv_server {
     const char *version;
 };
 
-enum srv_body { SRV_BODY_NONE, SRV_BODY_JSON, SRV_BODY_OBJECT };
+/* SRV_BODY_FORM: an application/x-www-form-urlencoded body, buffered up to SRV_MAX_FORM_BODY. */
+enum srv_body { SRV_BODY_NONE, SRV_BODY_JSON, SRV_BODY_OBJECT, SRV_BODY_FORM, SRV_BODY_PACK };
+/* A pack body may hold many objects: its limit is the larger of this and the
+ * server's max object size (plus room for the headers). */
+#define SRV_MAX_PACK_BODY (64ull << 20)
+#define SRV_MAX_FORM_BODY (16u << 10)
+#define SRV_MAX_PAGE_URL 8192
 
 /* One request, from its first call to its completion. */
 struct srv_request {
@@ -163,6 +185,9 @@ struct srv_request {
     const struct srv_route *route;
     char method[16];
     char path[512];      /* for the log (no query string) */
+    char *url;           /* web pages: the whole decoded path (malloc'ed) */
+    char session[SRV_TOKEN_LEN + 1]; /* web pages: the viewer's session token, or "" */
+    bool session_stale;  /* web pages: a session cookie was sent but is unknown or revoked */
     char params[2][256]; /* {scope}/{id}/{txn} path parameters, in order */
     int64_t started_us;
     unsigned status; /* the status sent (for the log) */
@@ -177,6 +202,7 @@ struct srv_request {
     bool body_too_large;
     uint64_t received;
     /* object uploads */
+    struct srv_pack *pack; /* pack uploads (pack.c) */
     struct bbit_store *store;
     struct bbit_store_writer *writer;
     bool object_existed; /* already stored: the body is read and discarded */
@@ -218,6 +244,75 @@ int api_component(struct srv_request *r);
 int api_objects_missing(struct srv_request *r);
 int api_object_get(struct srv_request *r);
 int api_object_put(struct srv_request *r);
+
+/* pack.c: many objects in one upload */
+int srv_pack_begin(struct srv_request *r);
+void srv_pack_receive(struct srv_request *r, const char *data, size_t len);
+int api_objects_pack(struct srv_request *r);
+void srv_pack_free(struct srv_request *r);
+
+int api_logout(struct srv_request *r);
+
+/* ---- html.c: building pages ------------------------------------------------ */
+
+/* A page under construction; oom remembers a failed allocation (then 500). */
+struct html {
+    struct srv_buf buf;
+    bool oom;
+};
+/* Appends s as is (trusted markup only). */
+void html_raw(struct html *h, const char *s);
+/* Appends printf output as is: numbers and trusted markup only, never client text. */
+void html_fmt(struct html *h, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends s (n bytes) HTML-escaped: & < > " ' become entities; NUL and
+ * invalid UTF-8 become U+FFFD. Safe in text and in quoted attributes. */
+void html_textn(struct html *h, const char *s, size_t n);
+void html_text(struct html *h, const char *s);
+/* Appends s percent-encoded for a URL path: every byte but A-Z a-z 0-9 - . _ ~
+ * and '/' (kept when keep_slash) is %XX, so the result is also HTML-safe. */
+void html_url(struct html *h, const char *s, bool keep_slash);
+/* The page frame: doctype, title (escaped), inline CSS, the header with the
+ * viewer (NULL: anonymous) and its sign-out form (csrf: its token). */
+void html_begin(struct html *h, const char *title, const char *viewer, const char *logout_csrf);
+void html_end(struct html *h);
+void html_free(struct html *h);
+/* Adds the security headers every page response carries (CSP, nosniff, DENY, ...). */
+struct MHD_Response;
+void html_security_headers(struct MHD_Response *resp);
+/* Sends h (consumed) as text/html with status; extra headers in pairs
+ * {name, value, ..., NULL} (may be NULL). */
+int html_send(struct srv_request *r, unsigned status, struct html *h, const char *const *headers);
+/* A complete small page with a heading and a message (both escaped). */
+int html_send_message(struct srv_request *r, unsigned status, const char *title,
+                      const char *message, const char *const *headers);
+/* 303 See Other to location (an absolute path or URL built by the caller). */
+int html_redirect(struct srv_request *r, const char *location, const char *const *headers);
+/* Percent-decodes s (also '+' as space) into a malloc'ed NUL-terminated
+ * string; NULL when s holds %00 or a bad escape. */
+char *html_form_decode(const char *s, size_t n);
+
+/* ---- pages.c: the web pages ------------------------------------------------ */
+
+/* Handles every request outside /api/ (GET/HEAD pages, POST /login, /logout). */
+int pages_handle(struct srv_request *r);
+/* Resolves the viewer from the bbit_session cookie (or a Bearer header) into
+ * r->auth and r->session, opening r->db. -1 after answering 500. Sets
+ * r->session_stale when a session cookie was sent but is unknown or revoked. */
+int pages_viewer(struct srv_request *r);
+/* The CSRF token of the sign-out form for a session token (derived from it:
+ * a cross-site page cannot read the HttpOnly cookie, so cannot forge it). */
+void pages_logout_csrf(const char *session, char out[33]);
+/* The page frame for the current viewer. */
+void pages_begin(struct srv_request *r, struct html *h, const char *title);
+/* Sends a page (adds the clearing Set-Cookie when the session was stale). */
+int pages_send(struct srv_request *r, unsigned status, struct html *h);
+/* The 404 page (what: escaped into the message). */
+int pages_not_found(struct srv_request *r, const char *what);
+
+/* ---- login.c: the web sign-in ----------------------------------------------- */
+int login_get(struct srv_request *r);
+int login_post(struct srv_request *r);
+int logout_post(struct srv_request *r);
 
 /* ---- txn.c ---------------------------------------------------------------- */
 int txn_prepare(struct srv_request *r);

@@ -10,7 +10,9 @@
  * body streams in (corrupt frame, too large) are remembered and answered at
  * the end: libmicrohttpd accepts a response only before or after the body.
  *
- * Paths that are not under /api/ are where the web pages (pages.c) will go. */
+ * Paths that are not under /api/ are the web pages (pages.c, login.c): one
+ * catch-all route whose handler does its own routing and authentication
+ * (session cookie); their POST forms are buffered up to SRV_MAX_FORM_BODY. */
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
@@ -59,11 +61,15 @@ static const struct srv_route ROUTES[] = {
      SRV_BODY_JSON},
     {"GET", "/api/v1/scopes/{}/objects/{}", api_object_get, NEED_SCOPE_READ, SRV_BODY_NONE},
     {"PUT", "/api/v1/scopes/{}/objects/{}", api_object_put, NEED_SCOPE_WRITE, SRV_BODY_OBJECT},
+    {"POST", "/api/v1/scopes/{}/objects/pack", api_objects_pack, NEED_SCOPE_WRITE, SRV_BODY_PACK},
     {"POST", "/api/v1/transactions", txn_prepare, NEED_TOKEN, SRV_BODY_JSON},
     {"GET", "/api/v1/transactions/{}", txn_get, NEED_TOKEN, SRV_BODY_NONE},
     {"POST", "/api/v1/transactions/{}/commit", txn_commit, NEED_TOKEN, SRV_BODY_NONE},
     {"POST", "/api/v1/transactions/{}/abort", txn_abort, NEED_TOKEN, SRV_BODY_NONE},
+    {"POST", "/api/v1/logout", api_logout, NEED_TOKEN, SRV_BODY_NONE},
 };
+/* Everything outside /api/: the web pages. */
+static const struct srv_route PAGES = {"*", "/", pages_handle, NEED_NOTHING, SRV_BODY_NONE};
 #define NROUTES (sizeof ROUTES / sizeof ROUTES[0])
 
 static int64_t now_us(void)
@@ -326,13 +332,26 @@ static int authenticate(struct srv_request *r)
     return 0;
 }
 
+static uint64_t body_limit(const struct srv_request *r)
+{
+    if (r->body_kind == SRV_BODY_OBJECT)
+        return r->srv->max_object_size;
+    if (r->body_kind == SRV_BODY_PACK)
+        return (r->srv->max_object_size > SRV_MAX_PACK_BODY ? r->srv->max_object_size : SRV_MAX_PACK_BODY) +
+               4096;
+    return r->body_kind == SRV_BODY_FORM ? SRV_MAX_FORM_BODY : BBIT_SERVER_MAX_JSON_BODY;
+}
+
 /* Checks Content-Length against the route's limit; 0 when acceptable. */
 static int check_length(struct srv_request *r)
 {
     const char *len = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Length");
-    uint64_t limit =
-        r->body_kind == SRV_BODY_OBJECT ? r->srv->max_object_size : BBIT_SERVER_MAX_JSON_BODY;
+    uint64_t limit = body_limit(r);
     r->chunked = len == NULL;
+    if (len && strtoull(len, NULL, 10) > limit && r->body_kind == SRV_BODY_FORM) {
+        html_send_message(r, 413, "Request too large", "The form is too large.", NULL);
+        return -1;
+    }
     if (len && strtoull(len, NULL, 10) > limit) {
         srv_send_error(r, 413, "too_large",
                        "the request body (%s bytes) exceeds the limit of %llu bytes", len,
@@ -373,11 +392,37 @@ static int begin_upload(struct srv_request *r)
     return 0;
 }
 
+/* Whether url is the JSON API's (/api, /api/...): everything else is a page. */
+static bool is_api(const char *url)
+{
+    return strncmp(url, "/api", 4) == 0 && (url[4] == '\0' || url[4] == '/');
+}
+
+/* Routes a request outside /api/ to the web pages. */
+static bool begin_page(struct srv_request *r, const char *method, const char *url)
+{
+    r->route = &PAGES;
+    r->body_kind = strcmp(method, "POST") == 0 ? SRV_BODY_FORM : SRV_BODY_NONE;
+    if (strlen(url) > SRV_MAX_PAGE_URL) {
+        html_send_message(r, 414, "Address too long", "The address of this page is too long.",
+                          NULL);
+        return false;
+    }
+    r->url = strdup(url);
+    if (!r->url) {
+        srv_send_internal(r, "out of memory");
+        return false;
+    }
+    return check_length(r) == 0;
+}
+
 /* The first call: route, authenticate, check limits. false when the request
  * was refused (and answered, unless libmicrohttpd refused the response). */
 static bool begin_request(struct srv_request *r, const char *method, const char *url)
 {
     bool path_known;
+    if (!is_api(url))
+        return begin_page(r, method, url);
     r->route = find_route(r, method, url, &path_known);
     if (!r->route) {
         if (path_known)
@@ -396,6 +441,8 @@ static bool begin_request(struct srv_request *r, const char *method, const char 
         return false;
     if (r->body_kind == SRV_BODY_OBJECT && begin_upload(r) != 0)
         return false;
+    if (r->body_kind == SRV_BODY_PACK && srv_pack_begin(r) != 0)
+        return false;
     return true;
 }
 
@@ -412,8 +459,8 @@ static void upload_failed(struct srv_request *r, const char *err)
 static bool receive(struct srv_request *r, const char *data, size_t len)
 {
     r->received += len;
-    if (r->body_kind == SRV_BODY_JSON) {
-        if (r->body_too_large || r->received > BBIT_SERVER_MAX_JSON_BODY) {
+    if (r->body_kind == SRV_BODY_JSON || r->body_kind == SRV_BODY_FORM) {
+        if (r->body_too_large || r->received > body_limit(r)) {
             r->body_too_large = true;
             return !r->chunked;
         }
@@ -421,6 +468,12 @@ static bool receive(struct srv_request *r, const char *data, size_t len)
             r->body_too_large = true;
             return false;
         }
+        return true;
+    }
+    if (r->body_kind == SRV_BODY_PACK) {
+        if (r->received > body_limit(r))
+            return false; /* beyond the limit announced (or not) by Content-Length */
+        srv_pack_receive(r, data, len);
         return true;
     }
     if (r->body_kind != SRV_BODY_OBJECT)
@@ -492,17 +545,22 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     *con_cls = NULL;
     double ms = (double)(now_us() - r->started_us) / 1000.0;
+    for (char *c = r->path; *c; c++) /* a decoded %0A must not forge log lines */
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = '?';
     if (r->responded)
         fprintf(stderr, "bbit serve: %s %s %u %.1fms%s\n", r->method, r->path, r->status, ms,
                 toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection closed early)");
     else
         fprintf(stderr, "bbit serve: %s %s aborted %.1fms\n", r->method, r->path, ms);
     bbit_store_writer_abort(r->writer);
+    srv_pack_free(r);
     bbit_store_close(r->store);
     srv_auth_free(&r->auth);
     if (r->db)
         srv_db_close(r->db);
     srv_buf_free(&r->body);
+    free(r->url);
     free(r);
 }
 
