@@ -217,6 +217,15 @@ export:step("resolve", function(ctx)
   table.sort(ctx.server_urls)
 end)
 
+-- "0.0.1, 0.0.2": the versions of a staged component.
+local function versions_text(c)
+  local vs = {}
+  for _, v in ipairs(c.versions) do
+    vs[#vs + 1] = v.version
+  end
+  return table.concat(vs, ", ")
+end
+
 -- Every object a version needs on the server: the version object, its files and artifacts.
 local function objects_of(ws, versions, into, seen)
   for _, v in ipairs(versions) do
@@ -258,11 +267,7 @@ export:step("negotiate", function(ctx)
         end
         print(("%s → %s  (%d objects, %s compressed)"):format(scope, url, #ctx.objects[scope], inspect.size(bytes)))
         for _, c in ipairs(ctx.scopes[scope]) do
-          local vs = {}
-          for _, v in ipairs(c.versions) do
-            vs[#vs + 1] = v.version
-          end
-          print(("  > %s@%s"):format(c.id, table.concat(vs, ", ")))
+          print(("  > %s@%s"):format(c.id, versions_text(c)))
         end
       end
     end
@@ -403,11 +408,7 @@ export:step("report", function(ctx)
     for _, scope in ipairs(ctx.servers[url].scopes) do
       print(("  %s (%s)"):format(scope, url))
       for _, c in ipairs(ctx.scopes[scope]) do
-        local vs = {}
-        for _, v in ipairs(c.versions) do
-          vs[#vs + 1] = v.version
-        end
-        print(("    > %s@%s"):format(c.id, table.concat(vs, ", ")))
+        print(("    > %s@%s"):format(c.id, versions_text(c)))
       end
     end
   end

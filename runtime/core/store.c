@@ -9,9 +9,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
 #include <zstd.h>
 
+#include "bbit/sha256.h"
 #include "bbit/store.h"
 
 #define CHUNK_SIZE (128 * 1024) /* read size of file-based calls */
@@ -31,7 +31,7 @@ struct bbit_store_writer {
     char expected[BBIT_STORE_ID_LEN + 1];
     uint64_t max_size; /* 0 = no limit */
     uint64_t raw_size; /* uncompressed bytes seen */
-    EVP_MD_CTX *sha;
+    bbit_sha256 *sha;
     ZSTD_CStream *cstream; /* BBIT_STORE_RAW */
     ZSTD_DStream *dstream; /* BBIT_STORE_COMPRESSED */
     bool frame_done;       /* BBIT_STORE_COMPRESSED: the frame ended */
@@ -93,38 +93,15 @@ static int fail_with_subject(char *err, size_t errlen, const char *subject, cons
 }
 
 /* ------------------------------------------------------------------------ */
-/* SHA-256 over OpenSSL EVP (can move to include/bbit/sha256.h once it exists) */
+/* SHA-256 (bbit/sha256.h) */
 
-static EVP_MD_CTX *sha256_begin(void)
+/* The lowercase hex digest into hex (65 bytes); frees nothing. */
+static int sha256_finish_hex(bbit_sha256 *h, char hex[BBIT_STORE_ID_LEN + 1])
 {
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    if (ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
-        EVP_MD_CTX_free(ctx);
-        return NULL;
-    }
-    return ctx;
-}
-
-static int sha256_update(EVP_MD_CTX *ctx, const void *data, size_t len)
-{
-    if (len == 0)
-        return 0;
-    return EVP_DigestUpdate(ctx, data, len) == 1 ? 0 : -1;
-}
-
-/* The lowercase hex digest into hex (65 bytes). */
-static int sha256_finish_hex(EVP_MD_CTX *ctx, char hex[BBIT_STORE_ID_LEN + 1])
-{
-    static const char digits[] = "0123456789abcdef";
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
-    if (EVP_DigestFinal_ex(ctx, md, &n) != 1 || n * 2 != BBIT_STORE_ID_LEN)
+    unsigned char md[BBIT_SHA256_LEN];
+    if (bbit_sha256_final(h, md) != 0)
         return -1;
-    for (unsigned int i = 0; i < n; i++) {
-        hex[2 * i] = digits[md[i] >> 4];
-        hex[2 * i + 1] = digits[md[i] & 15];
-    }
-    hex[BBIT_STORE_ID_LEN] = '\0';
+    bbit_sha256_hex(md, hex);
     return 0;
 }
 
@@ -346,7 +323,7 @@ static void writer_free(bbit_store_writer *w)
         close(w->fd);
         unlink(w->tmp_path);
     }
-    EVP_MD_CTX_free(w->sha);
+    bbit_sha256_free(w->sha);
     ZSTD_freeCStream(w->cstream);
     ZSTD_freeDStream(w->dstream);
     free(w->buf);
@@ -402,7 +379,7 @@ static bbit_store_writer *writer_begin(bbit_store *store, enum bbit_store_input 
         w->has_expected = true;
         memcpy(w->expected, expected_id, sizeof w->expected);
     }
-    if ((w->sha = sha256_begin()) == NULL || writer_init_codec(w, pledged_size) != 0) {
+    if ((w->sha = bbit_sha256_new()) == NULL || writer_init_codec(w, pledged_size) != 0) {
         writer_free(w);
         fail(err, errlen, "cannot set up the hash or zstd context (out of memory?)");
         return NULL;
@@ -465,7 +442,7 @@ static int writer_write_raw(bbit_store_writer *w, const void *data, size_t len, 
     if (w->max_size && w->raw_size + len > w->max_size)
         return writer_fail_size(w, err, errlen);
     w->raw_size += len;
-    if (sha256_update(w->sha, data, len) != 0)
+    if (bbit_sha256_update(w->sha, data, len) != 0)
         return fail(err, errlen, "sha256 failed");
     ZSTD_inBuffer in = {data, len, 0};
     return writer_compress(w, &in, ZSTD_e_continue, err, errlen);
@@ -483,7 +460,7 @@ static int writer_decompress(bbit_store_writer *w, ZSTD_inBuffer *in, char *err,
         w->raw_size += out.pos;
         if (w->max_size && w->raw_size > w->max_size)
             return writer_fail_size(w, err, errlen);
-        if (sha256_update(w->sha, out.dst, out.pos) != 0)
+        if (bbit_sha256_update(w->sha, out.dst, out.pos) != 0)
             return fail(err, errlen, "sha256 failed");
         if (left == 0) {
             w->frame_done = true;
@@ -717,7 +694,7 @@ struct reader {
     sink_fn sink;
     void *sink_ctx;
     ZSTD_DStream *dstream;
-    EVP_MD_CTX *sha;
+    bbit_sha256 *sha;
     unsigned char *in_buf, *out_buf;
     size_t in_size, out_size;
     uint64_t total;
@@ -760,7 +737,7 @@ static int reader_chunk(struct reader *r, size_t len, char *err, size_t errlen)
         if (r->max_size && r->total > r->max_size)
             return fail(err, errlen, "%s: object is larger than the limit of %llu bytes",
                         r->path, (unsigned long long)r->max_size);
-        if (sha256_update(r->sha, out.dst, out.pos) != 0)
+        if (bbit_sha256_update(r->sha, out.dst, out.pos) != 0)
             return fail(err, errlen, "sha256 failed");
         if (r->sink && r->sink(r->sink_ctx, out.dst, out.pos, err, errlen) != 0)
             return -1;
@@ -813,7 +790,7 @@ static int read_object(const bbit_store *store, const char *id, uint64_t max_siz
     if (fstat(fd, &st) == 0 && (uint64_t)st.st_size < r.in_size)
         r.in_size = (size_t)st.st_size + 1; /* a small object is read in one go */
     r.dstream = ZSTD_createDStream();
-    r.sha = sha256_begin();
+    r.sha = bbit_sha256_new();
     r.in_buf = malloc(r.in_size);
     int rc;
     if (!r.dstream || !r.sha || !r.in_buf ||
@@ -826,7 +803,7 @@ static int read_object(const bbit_store *store, const char *id, uint64_t max_siz
         *size_out = r.total;
     close(fd);
     ZSTD_freeDStream(r.dstream);
-    EVP_MD_CTX_free(r.sha);
+    bbit_sha256_free(r.sha);
     free(r.in_buf);
     free(r.out_buf);
     return rc;

@@ -9,9 +9,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "bbit/sha256.h"
 #include "server/internal.h"
 
 int srv_fail(char *err, size_t errlen, const char *fmt, ...)
@@ -323,12 +323,9 @@ int srv_random_hex(char *out, size_t nbytes)
 
 void srv_sha256_hex(const void *data, size_t len, char out[65])
 {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
-    EVP_Digest(data, len, md, &n, EVP_sha256(), NULL);
-    for (unsigned i = 0; i < n && i < 32; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
-    out[64] = '\0';
+    unsigned char md[BBIT_SHA256_LEN];
+    bbit_sha256_buffer(data, len, md);
+    bbit_sha256_hex(md, out);
 }
 
 int srv_buf_add(struct srv_buf *b, const void *data, size_t len)

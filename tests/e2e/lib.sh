@@ -30,3 +30,21 @@ expect_err() { grep -qF -- "$1" <<<"$ERR" || fail "stderr lacks '$1': $ERR"; }
 expect_no() { ! grep -qF -- "$1" <<<"$OUT$ERR" || fail "output should not contain '$1': $OUT $ERR"; }
 ok() { T_PASS=$((T_PASS + 1)); echo "ok - $*"; }
 finish() { echo "$T_NAME: $T_PASS passed, 0 failed"; }
+
+# jv FILE EXPR: evaluates the Lua expression EXPR with `d` = FILE decoded as
+# JSONC (tables printed as compact JSON); reads .bitmap's comment header too.
+cat >"$T_DIR/jv.lua" <<'LUA'
+local json = require("bbit.json")
+local file, expr = arg[1], arg[2]
+local d = json.read(file)
+local fn = assert(load("return " .. expr, "=expr", "t", setmetatable({ d = d, json = json }, { __index = _G })))
+local v = fn()
+print(type(v) == "table" and json.encode(v) or tostring(v))
+LUA
+jv() { "$BBIT" run "$T_DIR/jv.lua" "$@"; }
+# expect_jv FILE EXPR VALUE
+expect_jv() {
+  local got
+  got=$(jv "$1" "$2") || fail "cannot evaluate $2 on $1"
+  [ "$got" = "$3" ] || fail "$1: $2 is '$got', expected '$3'"
+}

@@ -6,23 +6,6 @@ source "$(dirname "$0")/lib.sh"
 
 export SOURCE_DATE_EPOCH=1700000000 BBIT_AUTHOR_NAME="Ada Lovelace" BBIT_AUTHOR_EMAIL="ada@example.com"
 
-cat >"$T_DIR/jv.lua" <<'LUA'
-local json = require("bbit.json")
-local file, expr = arg[1], arg[2]
-local f = assert(io.open(file, "rb"))
-local text = f:read("a")
-f:close()
-local d = json.decode(text, { name = file })
-local fn = assert(load("return " .. expr, "=expr", "t", setmetatable({ d = d, json = json }, { __index = _G })))
-local v = fn()
-print(type(v) == "table" and json.encode(v) or tostring(v))
-LUA
-jv() { "$BBIT" run "$T_DIR/jv.lua" "$@"; }
-expect_jv() {
-  local got
-  got=$(jv "$1" "$2") || fail "cannot evaluate $2 on $1"
-  [ "$got" = "$3" ] || fail "$1: $2 is '$got', expected '$3'"
-}
 # status_field ID FIELD: a field of component ID in `bbit status --json`
 status_field() {
   "$BBIT" status --json >"$T_DIR/status.json" || fail "status --json failed"

@@ -21,26 +21,6 @@ done_all() {
   finish
 }
 
-# jv FILE EXPR: evaluates the Lua expression EXPR with `d` = FILE decoded as
-# JSONC (tables printed as compact JSON); reads .bitmap's comment header too.
-cat >"$T_DIR/jv.lua" <<'LUA'
-local json = require("bbit.json")
-local file, expr = arg[1], arg[2]
-local f = assert(io.open(file, "rb"))
-local text = f:read("a")
-f:close()
-local d = json.decode(text, { name = file })
-local fn = assert(load("return " .. expr, "=expr", "t", setmetatable({ d = d, json = json }, { __index = _G })))
-local v = fn()
-print(type(v) == "table" and json.encode(v) or tostring(v))
-LUA
-jv() { "$BBIT" run "$T_DIR/jv.lua" "$@"; }
-# expect_jv FILE EXPR VALUE
-expect_jv() {
-  local got
-  got=$(jv "$1" "$2") || fail "cannot evaluate $2 on $1"
-  [ "$got" = "$3" ] || fail "$1: $2 is '$got', expected '$3'"
-}
 # jv on the last command's stdout
 out_jv() { printf '%s' "$OUT" >"$T_DIR/out.json"; jv "$T_DIR/out.json" "$1"; }
 expect_out_jv() {

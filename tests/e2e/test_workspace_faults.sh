@@ -18,23 +18,6 @@ done_all() {
   finish
 }
 
-cat >"$T_DIR/jv.lua" <<'LUA'
-local json = require("bbit.json")
-local file, expr = arg[1], arg[2]
-local f = assert(io.open(file, "rb"))
-local text = f:read("a")
-f:close()
-local d = json.decode(text, { name = file })
-local fn = assert(load("return " .. expr, "=expr", "t", setmetatable({ d = d, json = json }, { __index = _G })))
-local v = fn()
-print(type(v) == "table" and json.encode(v) or tostring(v))
-LUA
-jv() { "$BBIT" run "$T_DIR/jv.lua" "$@"; }
-expect_jv() {
-  local got
-  got=$(jv "$1" "$2") || fail "cannot evaluate $2 on $1"
-  [ "$got" = "$3" ] || fail "$1: $2 is '$got', expected '$3'"
-}
 sum() { cat "$@" | sha256sum | cut -d' ' -f1; }
 objects() { find "$1/objects" -type f | sort; }
 T_MTIME=1600000000
