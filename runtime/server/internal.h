@@ -25,6 +25,7 @@
 #include <sqlite3.h>
 
 #include "bbit/server.h"
+#include "bbit/store.h"
 
 #define SRV_ERR_SIZE 1024
 #define SRV_MAX_SCOPE 100
@@ -207,7 +208,7 @@ struct srv_request {
     struct bbit_store_writer *writer;
     bool object_existed; /* already stored: the body is read and discarded */
     bool write_failed;
-    char write_err[512];
+    char write_err[BBIT_STORE_ERR_SIZE];
     bool chunked; /* no Content-Length */
 };
 

@@ -571,7 +571,7 @@ struct listen_addr {
     socklen_t len;
     bool ipv6;
     bool loopback;
-    char host[64];
+    char host[72]; /* the host of --listen (< 64) and brackets */
 };
 
 /* Parses "HOST:PORT" ("localhost", an IPv4 address or "[IPv6]"). */
