@@ -17,7 +17,8 @@
 --   env = {"VAR"} (env vars that are inputs), inputs = function(component, ctx) ... end
 --   (extra cache-key data), cache = false (never cached) }.
 -- `ctx` gives: workspace, version (nil for build), options (the long form's
--- table), artifacts_dir, add_artifact(name, path), sh(command, opts),
+-- table), artifacts_dir (a folder of the task's own), scratch_path(name) (a
+-- unique scratch file path), add_artifact(name, path), sh(command, opts),
 -- log(msg), dependencies ({id = {version=, tree=}}).
 local errors = require("bbit.errors")
 local fs = require("bbit.fs")
@@ -233,6 +234,12 @@ local function run_task(task, comp, ws, opts, deps)
         __index = function(_, key)
           if key == "artifacts_dir" then
             return scratch()
+          elseif key == "scratch_path" then
+            -- a unique file path in the run's scratch folder (no folder per task)
+            return function(name)
+              opts.scratch_count = (opts.scratch_count or 0) + 1
+              return ("%s/%d-%s"):format(opts.scratch_dir(), opts.scratch_count, name)
+            end
           end
         end,
       })
@@ -308,6 +315,19 @@ function M.run(ids, analysis, ws, opts)
     total = total + #tasks
   end
   opts = setmetatable({ cache = load_cache(ws) }, { __index = opts })
+  -- one scratch folder for the whole run (ctx.scratch_path), removed at the end
+  local run_scratch
+  opts.scratch_dir = function()
+    run_scratch = run_scratch or fs.tempdir(ws.scope.dir .. "/tmp-run-")
+    return run_scratch
+  end
+  local remove_scratch <close> = setmetatable({}, {
+    __close = function()
+      if run_scratch then
+        fs.try_remove(run_scratch, { recursive = true })
+      end
+    end,
+  })
   local progress = log.progress(total, "build")
   local finished_tasks = 0
   local done, results = {}, {}

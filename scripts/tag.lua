@@ -37,6 +37,7 @@ local function split_pattern(p)
 end
 
 tag:step("select", function(ctx)
+  ctx.workspace.store_while_scanning = true -- new and modified files are stored as they are hashed
   local analysis = components.analyze(ctx.workspace)
   ctx.analysis = analysis
   local selected, explicit_version, seen = {}, {}, {}

@@ -20,9 +20,10 @@ return {
     for _, extra in ipairs(ctx.extra_files or {}) do
       entries[#entries + 1] = { path = extra.path, name = "package/" .. extra.name }
     end
-    local out = ctx.artifacts_dir .. "/package.tgz"
+    local out = ctx.scratch_path("package.tgz")
     archive.create(out, entries, { format = "tar.gz", fsync = false }) -- a scratch file: stored next
     ctx.add_artifact("package.tgz", out)
+    require("bbit.fs").remove(out)
     ctx.log(("packaged %d files"):format(#entries))
   end,
 }

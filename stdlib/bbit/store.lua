@@ -83,6 +83,14 @@ function Store:put_file(path)
   return id, size
 end
 
+--- Like `put_file`, but returns `nil, err` (e.g. the file vanished).
+---@param path string
+---@return string? id
+---@return integer|string size_or_err
+function Store:try_put_file(path)
+  return self._handle:put_file(path)
+end
+
 --- Stores an object file in its on-disk (compressed) form, e.g. one fetched from a server;
 --- the bytes are stored as they are after their content was hashed and checked.
 --- Raises, storing nothing, when the file is not one zstd frame, when its content exceeds

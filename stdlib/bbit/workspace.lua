@@ -352,7 +352,14 @@ local function read_files(ws, comp, abs_root)
       end
     end
     if info and info.type == "file" then
-      local digest = hash.try_sha256_file(abs)
+      -- a command about to store the files (tag) hashes them by storing them:
+      -- one read per file instead of two
+      local digest
+      if ws.store_while_scanning then
+        digest = ws.scope.store:try_put_file(abs)
+      else
+        digest = hash.try_sha256_file(abs)
+      end
       if not digest then
         comp.issues[#comp.issues + 1] = ("missing files: %s/%s vanished while reading"):format(root_dir, e.path)
       else
@@ -459,6 +466,10 @@ function M.tree_hash(files)
   end)
   return hash.sha256(json.encode(list))
 end
+
+--- When true, `scan` stores the files it reads into the local scope (their
+--- ids are their hashes): for commands that store them anyway (tag).
+Workspace.store_while_scanning = false
 
 --- Saves the stat cache if scanning changed it.
 function Workspace:save_index()

@@ -201,7 +201,14 @@ for sig in INT KILL; do
   if [ "$sig" = KILL ]; then [ "$code" = 137 ] || fail "SIGKILL: exit $code"; fi
   [ "$(sum .bitmap)" = "$old_bitmap" ] || fail "SIG$sig during the pipeline changed .bitmap"
   [ "$(sum .bit/refs.json)" = "$old_refs" ] || fail "SIG$sig during the pipeline changed the refs"
-  [ "$(objects .bit)" = "$old_objects" ] || fail "SIG$sig during the pipeline stored objects"
+  # tag stores file blobs as it hashes them (like `git add`): unreferenced,
+  # content-addressed, harmless. Nothing else may appear: no version object,
+  # no artifact.
+  file_ids=$(find components -type f -exec sha256sum {} + | cut -c1-64 | sort -u)
+  for obj in $(comm -13 <(printf '%s\n' "$old_objects") <(objects .bit)); do
+    id=$(basename "$(dirname "$obj")")$(basename "$obj")
+    grep -qx "$id" <<<"$file_ids" || fail "SIG$sig during the pipeline stored object $id, which is not a file blob"
+  done
   [ -z "$(ls -A .bit/journal 2>/dev/null)" ] || fail "SIG$sig left a journal"
   if [ "$sig" = INT ]; then
     # Ctrl-C stops the running task too, and leaves no temporary folder
