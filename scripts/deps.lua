@@ -27,16 +27,32 @@ local PATTERNS = {
   "import%s+[\"'](%.%.?/[^\"']*)[\"']",
 }
 
--- The component whose rootDir holds workspace-relative `file`, or nil.
-local function owner(file, components)
-  local best, best_len
-  for id, entry in pairs(components) do
-    local dir = entry.rootDir
-    if (file == dir or file:sub(1, #dir + 1) == dir .. "/") and (not best_len or #dir > best_len) then
-      best, best_len = id, #dir
+-- rootDir -> id of every component (built once per `components` table).
+local roots_of = setmetatable({}, { __mode = "k" })
+local function roots(components)
+  local map = roots_of[components]
+  if not map then
+    map = {}
+    for id, entry in pairs(components) do
+      map[entry.rootDir] = id
     end
+    roots_of[components] = map
   end
-  return best
+  return map
+end
+
+-- The component whose rootDir holds workspace-relative `file`, or nil: the
+-- nearest folder above it that is a rootDir (O(depth)).
+local function owner(file, components)
+  local map = roots(components)
+  local dir = file
+  while dir do
+    if map[dir] then
+      return map[dir]
+    end
+    dir = dir:match("^(.*)/[^/]*$")
+  end
+  return nil
 end
 
 function M.dependencies(component, workspace, components)
