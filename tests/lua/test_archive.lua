@@ -11,15 +11,9 @@ local function sh(cmd)
   t.ok(os.execute(cmd), cmd)
 end
 
-local function q(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
+local q = t.quote
 
-local function write(path, data)
-  local f = assert(io.open(path, "wb"))
-  f:write(data)
-  f:close()
-end
+local write = t.write
 
 local function read(path)
   local f = io.open(path, "rb")

@@ -8,11 +8,7 @@ local ABC = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
 
 local dir = t.tmpdir()
 
-local function write(path, data)
-  local f = assert(io.open(path, "wb"))
-  f:write(data)
-  f:close()
-end
+local write = t.write
 
 local function sh(cmd)
   t.ok(os.execute(cmd), cmd)

@@ -7,9 +7,7 @@ local term = require("bbit.term")
 local BBIT = assert(os.getenv("BBIT"), "run through ctest (BBIT unset)")
 local dir = t.tmpdir()
 
-local function q(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+local q = t.quote
 
 -- Runs a Lua snippet with bbit (options before `run`), returns its stderr.
 local function stderr_of(code, options, env)

@@ -12,9 +12,7 @@ local TMP = t.tmpdir()
 local ROOT = TMP .. "/root"
 local LOCAL = TMP .. "/local"
 
-local function q(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+local q = t.quote
 
 -- Runs a shell command; returns its stdout (trimmed) and whether it succeeded.
 local function sh(cmd)

@@ -10,9 +10,7 @@ local BBIT = assert(os.getenv("BBIT"), "run through ctest (BBIT unset)")
 local TMP = t.tmpdir()
 local ROOT = TMP .. "/root"
 
-local function q(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+local q = t.quote
 local function sh(cmd)
   local p = io.popen(cmd)
   local out = p:read("a")

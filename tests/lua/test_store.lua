@@ -13,11 +13,7 @@ local function read(path)
   return s
 end
 
-local function write(path, data)
-  local f = assert(io.open(path, "wb"))
-  f:write(data)
-  f:close()
-end
+local write = t.write
 
 local function exists(path)
   local f = io.open(path, "rb")

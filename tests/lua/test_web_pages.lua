@@ -17,9 +17,7 @@ local XSS = "<script>alert(1)</script><img src=x onerror=alert(2)>"
 local XSS_ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=alert(2)&gt;"
 local WEIRD_FILE = "<img src=x onerror=alert(3)>.js"
 
-local function q(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+local q = t.quote
 
 -- Runs a shell command; returns its stdout (trimmed) and whether it succeeded.
 local function sh(cmd)

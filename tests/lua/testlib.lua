@@ -96,6 +96,18 @@ function M.raises(fn, part)
   return msg, err
 end
 
+--- `s` quoted for /bin/sh (one word).
+function M.quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+--- Writes `data` to the file `path` (replacing it).
+function M.write(path, data)
+  local f = assert(io.open(path, "wb"))
+  f:write(data)
+  f:close()
+end
+
 --- A fresh empty directory under the build's test-tmp dir.
 function M.tmpdir()
   local base = os.getenv("BBIT_TEST_TMP") or "/tmp"
