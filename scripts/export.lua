@@ -32,15 +32,6 @@ local export = workflow.new("export")
 
 local JOURNAL = "export"
 
-local function random_id()
-  local f = assert(io.open("/dev/urandom", "rb"))
-  local bytes = f:read(16)
-  f:close()
-  return (bytes:gsub(".", function(c)
-    return ("%02x"):format(c:byte())
-  end))
-end
-
 -- Marks the exported versions in the refs and .bitmap (SPEC §2.2).
 local function update_local(ws, components)
   local refs = ws.scope:refs()
@@ -344,7 +335,7 @@ end)
 
 export:step("prepare", function(ctx)
   local ws = ctx.workspace
-  local j = { id = random_id(), state = "preparing", servers = {}, components = {} }
+  local j = { id = require("bbit.hash").random_hex(16), state = "preparing", servers = {}, components = {} }
   for _, url in ipairs(ctx.server_urls) do
     -- the transaction id is ours and journaled first, so an interrupted
     -- export can always commit or abort what a server prepared

@@ -52,7 +52,9 @@ function M.tasks_for(comp, ws)
 end
 
 -- Resolves one config entry to a task: {name, kind = "lua"|"shell", module?, found?, command?, options}.
-local function resolve(entry, ws, comp)
+-- `loaded` caches Lua task modules by name for the run: each is found,
+-- loaded and hashed once, not once per component.
+local function resolve(entry, ws, comp, loaded)
   local options = {}
   if type(entry) == "table" then
     options = entry
@@ -67,17 +69,23 @@ local function resolve(entry, ws, comp)
       ws.config_path, json.encode(entry == nil and json.null or entry), comp.id))
   end
   if entry:match("^[%w_%-/]+$") then
-    local found = scripts.find("tasks/" .. entry, ws.root)
-    if not found then
-      errors.fail(("unknown task '%s' in the pipeline of %s"):format(entry, comp.id),
-        ("write .bbit/scripts/tasks/%s.lua, or use a shell command (a string with a space), e.g. \"npm run %s\""):format(
-          entry, entry))
+    local lua = loaded[entry]
+    if not lua then
+      local found = scripts.find("tasks/" .. entry, ws.root)
+      if not found then
+        errors.fail(("unknown task '%s' in the pipeline of %s"):format(entry, comp.id),
+          ("write .bbit/scripts/tasks/%s.lua, or use a shell command (a string with a space), e.g. \"npm run %s\""):format(
+            entry, entry))
+      end
+      local module = scripts.run_chunk(found, ws.root)
+      if type(module) ~= "table" or type(module.run) ~= "function" then
+        errors.fail(("%s: a task module must return a table with a run(component, ctx) function"):format(found.path))
+      end
+      lua = { module = module, found = found, source_hash = hash.sha256(found.source) }
+      loaded[entry] = lua
     end
-    local module = scripts.run_chunk(found, ws.root)
-    if type(module) ~= "table" or type(module.run) ~= "function" then
-      errors.fail(("%s: a task module must return a table with a run(component, ctx) function"):format(found.path))
-    end
-    return { kind = "lua", name = options.name or entry, module = module, found = found, options = options }
+    return { kind = "lua", name = options.name or entry, module = lua.module, found = lua.found,
+      source_hash = lua.source_hash, options = options }
   end
   return { kind = "shell", command = entry, name = options.name or entry, options = options, env = options.env }
 end
@@ -107,7 +115,7 @@ local function cache_key(task, comp, deps, version_sensitive, version)
   if task.kind == "shell" then
     definition = { "shell", task.command }
   else
-    definition = { "lua", task.name, hash.sha256(task.found.source), task.options }
+    definition = { "lua", task.name, task.source_hash, task.options }
   end
   local env = {}
   for _, name in ipairs(task.env or (task.module and task.module.env) or {}) do
@@ -302,14 +310,14 @@ end
 ---@return table
 function M.run(ids, analysis, ws, opts)
   local by_id = analysis.by_id
-  local plans = {}
+  local plans, loaded = {}, {}
   local total = 0
   for _, id in ipairs(ids) do
     local comp = by_id[id]
     local list = M.tasks_for(comp, ws)
     local tasks = {}
     for _, entry in ipairs(list) do
-      tasks[#tasks + 1] = resolve(entry, ws, comp)
+      tasks[#tasks + 1] = resolve(entry, ws, comp, loaded)
     end
     plans[id] = tasks
     total = total + #tasks

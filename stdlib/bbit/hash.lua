@@ -73,4 +73,15 @@ function M.to_hex(bytes)
   end))
 end
 
+--- `n` random bytes from the kernel (/dev/urandom), as hex: for ids and
+--- nonces (export transaction ids, the sign-in `state`).
+---@param n integer
+---@return string hex 2n characters
+function M.random_hex(n)
+  local f = assert(io.open("/dev/urandom", "rb"))
+  local raw = f:read(n)
+  f:close()
+  return M.to_hex(raw)
+end
+
 return M

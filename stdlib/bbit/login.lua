@@ -9,15 +9,6 @@ local remote = require("bbit.remote")
 
 local M = {}
 
-local function random_hex(bytes)
-  local f = assert(io.open("/dev/urandom", "rb"))
-  local raw = f:read(bytes)
-  f:close()
-  return (raw:gsub(".", function(c)
-    return ("%02x"):format(c:byte())
-  end))
-end
-
 local function unescape(s)
   return (s:gsub("+", " "):gsub("%%(%x%x)", function(h)
     return string.char(tonumber(h, 16))
@@ -79,7 +70,7 @@ end
 function M.browser_flow(hub, opts)
   local l <close> = errors.check(listener.open(opts.port or 0))
   local port = l:port()
-  local state = random_hex(16)
+  local state = require("bbit.hash").random_hex(16)
   local url = ("%s/login?%s"):format(hub, http.query_string({ port = port, state = state, name = hostname() }))
   if opts.no_browser or not open_browser(url) then
     print("Open this address in a browser to sign in:")
