@@ -9,6 +9,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -764,6 +766,136 @@ static int fs_walk_digest(lua_State *L)
     return 3;
 }
 
+/* ---- many digests at once, on worker threads ------------------------------ */
+
+/* The shared job of walk_digests: workers take roots by index from `next`. */
+struct digest_batch {
+    const char **roots;
+    size_t n;
+    const char **ignore;
+    int n_ignore, max_depth;
+    int64_t recent_ns;
+    atomic_size_t next;
+    char (*hex)[BBIT_SHA256_HEX_LEN + 1];
+    unsigned char *state; /* DIGEST_* */
+};
+
+enum { DIGEST_FALLBACK = 0, DIGEST_STABLE = 1, DIGEST_UNSTABLE = 2 };
+
+/* Digests roots until none is left, reusing one walk_state's buffers. A
+ * root that is not a plain directory (missing, a symlink, a file) or whose
+ * walk fails is left as DIGEST_FALLBACK: the caller looks at it one by one,
+ * with the exact error. Touches no Lua state. */
+static void *digest_worker(void *arg)
+{
+    struct digest_batch *b = arg;
+    struct walk_state w;
+    memset(&w, 0, sizeof w);
+    w.ignore = b->ignore;
+    w.n_ignore = b->n_ignore;
+    w.max_depth = b->max_depth;
+    w.want_stat = 1;
+    for (;;) {
+        size_t i = atomic_fetch_add(&b->next, 1);
+        if (i >= b->n)
+            break;
+        b->state[i] = DIGEST_FALLBACK;
+        w.n = 0;
+        w.names_len = 0;
+        w.err = 0;
+        free(w.err_path);
+        w.err_path = NULL;
+        if (grow((void **)&w.rel, &w.rel_cap, 1, 1) != 0)
+            continue;
+        w.rel[0] = '\0';
+        int fd = open(b->roots[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0 || walk_dir(&w, fd, 0, 1) != 0)
+            continue;
+        int unstable = 0;
+        if (walk_digest(&w, b->recent_ns, b->hex[i], &unstable) == 0)
+            b->state[i] = unstable ? DIGEST_UNSTABLE : DIGEST_STABLE;
+    }
+    free(w.entries);
+    free(w.names);
+    free(w.rel);
+    free(w.err_path);
+    return NULL;
+}
+
+static int digest_threads(size_t n)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    size_t t = cores > 0 ? (size_t)cores : 1;
+    if (t > 8)
+        t = 8;
+    if (t > n / 32 + 1) /* a thread per 32 roots at least: small batches stay on one */
+        t = n / 32 + 1;
+    return (int)t;
+}
+
+// digests, unstable = core.fs.walk_digests(roots, opts, recent_ns): walk_digest for each
+// root, on worker threads. digests[i] is the hex digest, or false when roots[i] is not a
+// plain directory or its walk failed (call walk_digest on it for the error);
+// unstable[i] is true when that digest should not be trusted (see walk_digest).
+static int fs_walk_digests(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    int64_t recent_ns = (int64_t)luaL_optinteger(L, 3, INT64_MAX);
+    lua_settop(L, 2);
+    size_t n = lua_rawlen(L, 1);
+    struct walk_state *opts = lua_newuserdatauv(L, sizeof *opts, 0); // [roots, opts, state]
+    memset(opts, 0, sizeof *opts);
+    luaL_setmetatable(L, WALK_TYPE); /* frees opts->ignore */
+    walk_read_options(L, 2, opts);
+    size_t per = sizeof(const char *) + BBIT_SHA256_HEX_LEN + 1 + 1;
+    if (n > SIZE_MAX / per)
+        return luaL_error(L, "walk_digests: too many roots");
+    /* one block, anchored as a userdata: freed by the GC even if a push below fails */
+    char *block = lua_newuserdatauv(L, n * per + 1, 0); // [roots, opts, state, block]
+    struct digest_batch b = {
+        .roots = (const char **)(void *)block,
+        .n = n,
+        .ignore = opts->ignore,
+        .n_ignore = opts->n_ignore,
+        .max_depth = opts->max_depth,
+        .recent_ns = recent_ns,
+        .hex = (void *)(block + n * sizeof(const char *)),
+        .state = (unsigned char *)block + n * (sizeof(const char *) + BBIT_SHA256_HEX_LEN + 1),
+    };
+    atomic_init(&b.next, 0);
+    for (size_t i = 0; i < n; i++) {
+        lua_rawgeti(L, 1, (lua_Integer)i + 1);
+        if (lua_type(L, -1) != LUA_TSTRING)
+            return luaL_error(L, "walk_digests: root #%d is not a string", (int)i + 1);
+        b.roots[i] = lua_tostring(L, -1); /* anchored by the roots table */
+        lua_pop(L, 1);
+    }
+    int nthreads = digest_threads(n);
+    pthread_t tids[8];
+    int started = 0;
+    for (int t = 1; t < nthreads; t++) /* this thread is worker 0 */
+        if (pthread_create(&tids[started], NULL, digest_worker, &b) == 0)
+            started++;
+    digest_worker(&b);
+    for (int t = 0; t < started; t++)
+        pthread_join(tids[t], NULL);
+    lua_createtable(L, (int)n, 0);
+    lua_createtable(L, 0, 0); // [roots, opts, state, block, digests, unstable]
+    for (size_t i = 0; i < n; i++) {
+        if (b.state[i] == DIGEST_FALLBACK) {
+            lua_pushboolean(L, 0);
+        } else {
+            lua_pushlstring(L, b.hex[i], BBIT_SHA256_HEX_LEN);
+            if (b.state[i] == DIGEST_UNSTABLE) {
+                lua_pushboolean(L, 1);
+                lua_rawseti(L, -3, (lua_Integer)i + 1);
+            }
+        }
+        lua_rawseti(L, -3, (lua_Integer)i + 1);
+    }
+    return 2;
+}
+
 /* ---- mkdir, remove, rename, links, modes, temp dirs ---------------------- */
 
 static int mkdir_p(char *path, mode_t mode)
@@ -1163,6 +1295,7 @@ int luaopen_bbit_core_fs(lua_State *L)
         {"copy", fs_copy},
         {"walk", fs_walk},
         {"walk_digest", fs_walk_digest},
+        {"walk_digests", fs_walk_digests},
         {"mkdir", fs_mkdir},
         {"remove", fs_remove},
         {"rename", fs_rename},

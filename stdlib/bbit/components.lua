@@ -9,13 +9,17 @@ local M = {}
 
 -- Dependencies are cached in the stat cache per component and tree hash, so
 -- an unchanged component's sources are not re-read.
+-- The result depends on the files, the entry (declared dependencies), the
+-- other components' folders and the deps script itself: the last two are
+-- the same for every component (`deps_key` in the cache, which is dropped
+-- when they change), the first two make each entry's key.
 local function dependencies(ws, comp, entries)
   local index = ws.scope:index()
-  index.deps = index.deps or {}
   local cached = index.deps[comp.id]
-  -- the result depends on the files, the entry (declared dependencies), the
-  -- other components' folders and the deps script itself
-  local key = hash.sha256(json.encode({ comp.tree, comp.entry.config or json.null, ws._deps_key, ws._layout_key }))
+  local key = comp.tree
+  if comp.entry.config ~= nil then
+    key = key .. json.encode(comp.entry.config)
+  end
   if cached and cached.key == key then
     return cached.deps, cached.unknown
   end
@@ -34,14 +38,21 @@ end
 function M.analyze(ws)
   local entries = ws.bitmap.entries
   local found = require("bbit.scripts").find("deps", ws.root)
-  ws._deps_key = found and (found.origin .. ":" .. hash.sha256(found.source)) or "none"
   local layout = {}
   for id, entry in pairs(entries) do
     layout[id] = entry.rootDir
   end
-  ws._layout_key = hash.sha256(json.encode(json.object(layout)))
+  local deps_key = hash.sha256((found and (found.origin .. ":" .. found.source) or "none") .. "\0"
+    .. json.encode(json.object(layout)))
+  local index = ws.scope:index()
+  if index.deps_key ~= deps_key then
+    index.deps, index.deps_key = {}, deps_key
+    ws._index_dirty = true
+  end
   local result = { list = {}, by_id = {} }
-  for _, id in ipairs(ws.bitmap:ids()) do
+  local ids = ws.bitmap:ids()
+  ws:prescan(ids)
+  for _, id in ipairs(ids) do
     local comp = ws:scan(id)
     local routed, scope, reason = pcall(ws.target_scope, ws, id)
     if routed then

@@ -185,6 +185,21 @@ function M.walk_digest(root, opts, recent_ns)
   return digest, count, unstable
 end
 
+--- `walk_digest` for many folders at once, spread over worker threads (one
+--- per core): the fast path for scanning every component of a workspace.
+--- `digests[i]` is the digest of `roots[i]`, or false when it is not a plain
+--- folder (missing, a symlink, a file) or could not be read: call
+--- `walk_digest` on that one to get its error. `unstable[i]` is true when
+--- that digest should not be trusted (see `walk_digest`).
+---@param roots string[] absolute folder paths
+---@param opts? table the `walk` options (`ignore`, `max_depth`)
+---@param recent_ns? integer mtimes at or after this (ns since the epoch) count as unstable
+---@return (string|false)[] digests
+---@return table<integer, boolean> unstable
+function M.walk_digests(roots, opts, recent_ns)
+  return core.walk_digests(roots, opts, recent_ns)
+end
+
 --- Does the whole of `path` match glob `pattern`? Pure string matching, no
 --- filesystem access. Syntax: `*` any characters within one segment (also a
 --- leading '.'), `?` one character, `[abc]` `[a-z]` `[!a-z]` a class, `\c` a

@@ -151,7 +151,7 @@ function Scope:read_version(id)
 end
 
 --- The stat cache (see Workspace:scan): `index.json` = { format = 3,
---- components = { [id] = { sig, main, root, tree, issues } }, deps = { [id] =
+--- components = { [id] = { sig, main, root, tree, issues } }, deps_key, deps = { [id] =
 --- { key, deps, unknown } } }, and the file lists in `index-files.json`
 --- ({ [id] = packed list }), read only when a file list is needed.
 ---@return table

@@ -75,7 +75,7 @@ function M.open(root, opts)
     errors.fail(("not in a bbit workspace (no %s in %s or any parent folder)"):format(M.CONFIG_FILE, fs.cwd()),
       "run `bbit init` to create one here")
   end
-  local ws = setmetatable({ root = root }, Workspace)
+  local ws = setmetatable({ root = root, _digests = {}, _unstable = {} }, Workspace)
   ws.config_path = root .. "/" .. M.CONFIG_FILE
   ws.scope = localscope.open(root)
   if opts.lock then
@@ -248,6 +248,9 @@ end
 --- The workspace's ignore patterns for component files.
 ---@return string[]
 function Workspace:ignore_patterns()
+  if self._ignore then
+    return self._ignore
+  end
   local list = {}
   for _, p in ipairs(M.DEFAULT_IGNORE) do
     list[#list + 1] = p
@@ -258,6 +261,7 @@ function Workspace:ignore_patterns()
       list[#list + 1] = p
     end
   end
+  self._ignore = list
   return list
 end
 
@@ -307,6 +311,11 @@ end
 -- changed twice within the filesystem's timestamp granularity would
 -- otherwise look unchanged (git's "racy" problem).
 local RACY_NS = 2 * 1000000000
+
+-- Mtimes from this instant on count as racy.
+local function racy_ns()
+  return math.floor(os.time() * 1e9) - RACY_NS
+end
 
 local function file_mode(st)
   return (st.mode & 73) ~= 0 and "755" or "644" -- 73 = 0111, any exec bit
@@ -398,36 +407,10 @@ local lazy_files = {
   end,
 }
 
---- Scans component `id`'s files: `{id, root_dir, files = {{path, mode, size, blob, abs}},
---- tree, issues = {...}}`. Uses the stat cache: an unchanged folder is not re-read.
----@param id string
----@return table
-function Workspace:scan(id)
-  local entry = self.bitmap:get(id)
-  local root_dir = entry.rootDir
-  local comp = { id = id, root_dir = root_dir, entry = entry, issues = {} }
-  local abs_root = self:abs(root_dir)
-  local st = fs.lstat(abs_root)
-  if not st then
-    comp.files = {}
-    comp.issues[1] = ("missing files: folder %s does not exist"):format(root_dir)
-    return comp
-  end
-  if st.type == "link" then
-    local real = fs.try_realpath(abs_root)
-    if not real or not path.is_within(self.root, real) then
-      comp.files = {}
-      comp.issues[1] = ("%s is a symlink to a folder outside the workspace"):format(root_dir)
-      return comp
-    end
-    abs_root = real
-  elseif st.type ~= "dir" then
-    comp.files = {}
-    comp.issues[1] = ("%s is not a folder"):format(root_dir)
-    return comp
-  end
-  local now_ns = math.floor(os.time() * 1e9)
-  local sig, _, unstable = fs.walk_digest(abs_root, { ignore = self:ignore_patterns() }, now_ns - RACY_NS)
+-- The rest of `scan`, once the folder's stat digest `sig` is known: the
+-- cached result when the digest matches, else the folder is read again.
+local function scan_with_digest(self, comp, abs_root, sig, unstable)
+  local id, entry = comp.id, comp.entry
   local index = self.scope:index()
   index.components = index.components or {}
   local cached = index.components[id]
@@ -451,6 +434,60 @@ function Workspace:scan(id)
   end
   self._index_dirty = true
   return comp
+end
+
+--- Scans component `id`'s files: `{id, root_dir, files = {{path, mode, size, blob, abs}},
+--- tree, issues = {...}}`. Uses the stat cache: an unchanged folder is not re-read.
+---@param id string
+---@return table
+function Workspace:scan(id)
+  local entry = self.bitmap:get(id)
+  local root_dir = entry.rootDir
+  local comp = { id = id, root_dir = root_dir, entry = entry, issues = {} }
+  local abs_root = self:abs(root_dir)
+  local sig, unstable = self._digests[id], self._unstable[id]
+  if sig then -- from prescan: a plain folder
+    self._digests[id], self._unstable[id] = nil, nil
+    return scan_with_digest(self, comp, abs_root, sig, unstable)
+  end
+  local st = fs.lstat(abs_root)
+  if not st then
+    comp.files = {}
+    comp.issues[1] = ("missing files: folder %s does not exist"):format(root_dir)
+    return comp
+  end
+  if st.type == "link" then
+    local real = fs.try_realpath(abs_root)
+    if not real or not path.is_within(self.root, real) then
+      comp.files = {}
+      comp.issues[1] = ("%s is a symlink to a folder outside the workspace"):format(root_dir)
+      return comp
+    end
+    abs_root = real
+  elseif st.type ~= "dir" then
+    comp.files = {}
+    comp.issues[1] = ("%s is not a folder"):format(root_dir)
+    return comp
+  end
+  local digest, _, racy = fs.walk_digest(abs_root, { ignore = self:ignore_patterns() }, racy_ns())
+  return scan_with_digest(self, comp, abs_root, digest, racy)
+end
+
+--- Computes the stat digests of the folders of components `ids` at once, on
+--- worker threads; the next `scan` of each uses its digest instead of walking
+--- the folder itself. For commands that scan every component.
+---@param ids string[]
+function Workspace:prescan(ids)
+  local roots = {}
+  for i, id in ipairs(ids) do
+    roots[i] = self:abs(self.bitmap:get(id).rootDir)
+  end
+  local digests, unstable = fs.walk_digests(roots, { ignore = self:ignore_patterns() }, racy_ns())
+  for i, id in ipairs(ids) do
+    if digests[i] then
+      self._digests[id], self._unstable[id] = digests[i], unstable[i] == true
+    end
+  end
 end
 
 --- The hash of a file list (path, mode, blob), as stored in version objects.
