@@ -6,7 +6,9 @@
 --              plus staged dependencies they need
 --   group      by target scope
 --   resolve    the server of each scope (bbit remote, bbit.remotes, hub)
---   negotiate  ask each scope which objects it lacks
+--   negotiate  ask each scope which objects it lacks; an artifact with a
+--              recipe whose blobs the server mostly has is left for the
+--              server to rebuild (the incremental case: one changed file)
 --   upload     send only those, in parallel
 --   prepare    one transaction per server (all its scopes): objects verified,
 --              heads checked, components locked; nothing visible yet
@@ -16,7 +18,8 @@
 --
 -- ctx: workspace, opts, patterns, staged ({id, scope, versions = {{version, id}}}),
 -- scopes (scope -> list), servers (url -> {scopes, client}), objects (scope ->
--- ids), missing (scope -> ids), txns (url -> txn id), uploaded (count, bytes).
+-- ids), missing (scope -> ids), recipes (artifact id -> recipe), rebuilt (how
+-- many artifacts the servers rebuild), txns (url -> txn id), uploaded (count, bytes).
 local errors = require("bbit.errors")
 local fault = require("bbit.fault")
 local fs = require("bbit.fs")
@@ -217,34 +220,66 @@ local function versions_text(c)
   return table.concat(vs, ", ")
 end
 
--- Every object a version needs on the server: the version object, its files and artifacts.
-local function objects_of(ws, versions, into, seen)
+-- Every object a version needs on the server: the version object, its files,
+-- its artifacts and the blobs their recipes name (recipes[artifact id] = recipe).
+local function objects_of(ws, versions, into, seen, recipes)
+  local function add(id)
+    if not seen[id] then
+      seen[id] = true
+      into[#into + 1] = id
+    end
+  end
   for _, v in ipairs(versions) do
     local obj = ws.scope:read_version(v.id)
-    for _, id in ipairs({ v.id }) do
-      if not seen[id] then
-        seen[id] = true
-        into[#into + 1] = id
-      end
+    add(v.id)
+    for _, f in ipairs(obj.files or {}) do
+      add(f.blob)
     end
-    for _, list in ipairs({ obj.files or {}, obj.artifacts or {} }) do
-      for _, f in ipairs(list) do
-        if not seen[f.blob] then
-          seen[f.blob] = true
-          into[#into + 1] = f.blob
+    for _, a in ipairs(obj.artifacts or {}) do
+      add(a.blob)
+      if type(a.recipe) == "table" and type(a.recipe.entries) == "table" then
+        recipes[a.blob] = a.recipe
+        for _, e in ipairs(a.recipe.entries) do
+          add(e.blob)
         end
       end
     end
   end
 end
 
+-- A missing artifact with a recipe is not sent when the server already has
+-- at least half of its bytes (as blobs): the server rebuilds it at prepare
+-- and checks its hash (if it cannot, prepare asks for it and it is sent then).
+-- On a first export, when the server has none of the blobs, the artifact is
+-- sent: rebuilding would cost the server more than the upload saves.
+local function drop_rebuildable(missing, recipes)
+  local absent = {}
+  for _, id in ipairs(missing) do
+    absent[id] = true
+  end
+  local send, rebuilt = {}, 0
+  for _, id in ipairs(missing) do
+    local recipe, present, total = recipes[id], 0, 0
+    for _, e in ipairs(recipe and recipe.entries or {}) do
+      total = total + e.size
+      present = present + (absent[e.blob] and 0 or e.size)
+    end
+    if recipe and present * 2 >= total then
+      rebuilt = rebuilt + 1
+    else
+      send[#send + 1] = id
+    end
+  end
+  return send, rebuilt
+end
+
 export:step("negotiate", function(ctx)
   local ws = ctx.workspace
-  ctx.objects, ctx.missing = {}, {}
+  ctx.objects, ctx.missing, ctx.recipes, ctx.rebuilt, ctx.rebuilt_in = {}, {}, {}, 0, {}
   for _, scope in ipairs(ctx.scope_names) do
     local ids, seen = {}, {}
     for _, c in ipairs(ctx.scopes[scope]) do
-      objects_of(ws, c.versions, ids, seen)
+      objects_of(ws, c.versions, ids, seen, ctx.recipes)
     end
     ctx.objects[scope] = ids
   end
@@ -268,7 +303,8 @@ export:step("negotiate", function(ctx)
   for _, url in ipairs(ctx.server_urls) do
     local server = ctx.servers[url]
     for _, scope in ipairs(server.scopes) do
-      ctx.missing[scope] = server.client:missing(scope, ctx.objects[scope])
+      local missing, rebuilt = drop_rebuildable(server.client:missing(scope, ctx.objects[scope]), ctx.recipes)
+      ctx.missing[scope], ctx.rebuilt_in[scope], ctx.rebuilt = missing, rebuilt, ctx.rebuilt + rebuilt
     end
   end
 end)
@@ -287,6 +323,7 @@ export:step("upload", function(ctx)
     local server = ctx.servers[url]
     for _, scope in ipairs(server.scopes) do
       ctx.uploaded.skipped = ctx.uploaded.skipped + #ctx.objects[scope] - #ctx.missing[scope]
+        - ctx.rebuilt_in[scope]
       local pack
       for _, id in ipairs(ctx.missing[scope]) do
         local size = store:size_on_disk(id)
@@ -333,6 +370,29 @@ export:step("upload", function(ctx)
   end
 end)
 
+-- Prepares on one server. When it lacks an object we meant it to rebuild
+-- (an artifact from its recipe), that object is uploaded and prepare is
+-- asked again (once per such object at most).
+local function prepare(ctx, server, body, txn)
+  local store = ctx.workspace.scope.store
+  for _ = 0, ctx.rebuilt do
+    local ok, result = pcall(server.client.prepare, server.client, body, txn)
+    if ok then
+      return result
+    end
+    local d = type(result) == "table" and result.code == "missing_object" and result.details
+    if not (d and ctx.recipes[d.id] and store:has(d.id)) then
+      error(result, 0)
+    end
+    log.verbose("%s: the server did not rebuild %s from its recipe: uploading it", d.scope, d.id)
+    server.client:upload(d.scope, d.id, store:path(d.id))
+    ctx.uploaded.count = ctx.uploaded.count + 1
+    ctx.uploaded.bytes = ctx.uploaded.bytes + store:size_on_disk(d.id)
+    ctx.rebuilt = ctx.rebuilt - 1
+  end
+  return server.client:prepare(body, txn)
+end
+
 export:step("prepare", function(ctx)
   local ws = ctx.workspace
   local j = { id = require("bbit.hash").random_hex(16), state = "preparing", servers = {}, components = {} }
@@ -360,7 +420,7 @@ export:step("prepare", function(ctx)
         body[#body + 1] = { scope = scope, name = c.id, versions = json.array(versions) }
       end
     end
-    local ok, result = pcall(server.client.prepare, server.client, body, j.id)
+    local ok, result = pcall(prepare, ctx, server, body, j.id)
     if not ok then
       -- presumed abort: release what the other servers prepared
       finish_journal(ws, j, true)
@@ -403,8 +463,9 @@ export:step("report", function(ctx)
       end
     end
   end
-  print(("uploaded %d object(s), %s (%d already on the server)"):format(ctx.uploaded.count,
-    inspect.size(ctx.uploaded.bytes), ctx.uploaded.skipped))
+  print(("uploaded %d object(s), %s (%d already on the server%s)"):format(ctx.uploaded.count,
+    inspect.size(ctx.uploaded.bytes), ctx.uploaded.skipped,
+    ctx.rebuilt > 0 and (", %d rebuilt by it from their recipes"):format(ctx.rebuilt) or ""))
   print("")
   print(".bitmap was updated; commit it:")
   print("  git commit -am 'updated .bitmap file after a successful export'")

@@ -18,8 +18,13 @@
 --   (extra cache-key data), cache = false (never cached) }.
 -- `ctx` gives: workspace, version (nil for build), options (the long form's
 -- table), artifacts_dir (a folder of the task's own), scratch_path(name) (a
--- unique scratch file path), add_artifact(name, path), sh(command, opts),
--- log(msg), dependencies ({id = {version=, tree=}}).
+-- unique scratch file path), add_artifact(name, path [, {recipe=}]),
+-- store_file(path) (stores a file in the local scope: blob, size),
+-- sh(command, opts), log(msg), dependencies ({id = {version=, tree=}}).
+-- An artifact's recipe says how to rebuild it from blobs: { format = "tar.gz",
+-- entries = { {name, mode = "644"|"755", blob, size}, ... } } in archive
+-- order (see tasks/package.lua); export then sends it instead of the bytes
+-- when the server has most of them (the server checks the rebuilt hash).
 local errors = require("bbit.errors")
 local fs = require("bbit.fs")
 local hash = require("bbit.hash")
@@ -167,7 +172,34 @@ local function save_cache(ws, cache)
   fs.write(cache_file(ws), json.encode({ run = cache.run, entries = json.object(kept) }), { fsync = false })
 end
 
--- Runs one task of one component; returns {artifacts = {name = {blob, size}}, cached = bool, output = text}.
+-- An artifact's recipe (see add_artifact), checked and made JSON-ready:
+-- { format = "tar.gz"|"tar.zst"|"tar", entries = { {name, mode = "644"|"755", blob, size} } }.
+local function check_recipe(recipe, name)
+  if recipe == nil then
+    return nil
+  end
+  local function bad(why)
+    errors.fail(("add_artifact(%q): bad recipe: %s"):format(name, why),
+      "a recipe is { format = \"tar.gz\", entries = { { name =, mode = \"644\", blob =, size = }, ... } }")
+  end
+  if type(recipe) ~= "table" or type(recipe.entries) ~= "table" then
+    bad("expected a table with format and entries")
+  end
+  if recipe.format ~= "tar.gz" and recipe.format ~= "tar.zst" and recipe.format ~= "tar" then
+    bad("format must be tar.gz, tar.zst or tar")
+  end
+  local entries = {}
+  for i, e in ipairs(recipe.entries) do
+    if type(e.name) ~= "string" or (e.mode ~= "644" and e.mode ~= "755") or type(e.blob) ~= "string"
+      or not e.blob:match("^%x+$") or #e.blob ~= 64 or math.type(e.size) ~= "integer" then
+      bad(("entry #%d needs name, mode (\"644\" or \"755\"), blob (64 hex) and size (bytes)"):format(i))
+    end
+    entries[i] = { name = e.name, mode = e.mode, blob = e.blob, size = e.size }
+  end
+  return { format = recipe.format, entries = json.array(entries) }
+end
+
+-- Runs one task of one component; returns {artifacts = {name = {blob, size, recipe}}, cached = bool, output = text}.
 local function run_task(task, comp, ws, opts, deps)
   local version_sensitive = task.kind == "shell" and task.command:find("{version}", 1, true) ~= nil
   -- --no-cache runs every task but still records the results
@@ -219,9 +251,12 @@ local function run_task(task, comp, ws, opts, deps)
         version = version,
         options = task.options,
         dependencies = deps,
-        add_artifact = function(name, file)
+        add_artifact = function(name, file, art_opts)
           local blob, size = ws.scope.store:put_file(file)
-          artifacts[name] = { blob = blob, size = size }
+          artifacts[name] = { blob = blob, size = size, recipe = art_opts and check_recipe(art_opts.recipe, name) }
+        end,
+        store_file = function(file)
+          return ws.scope.store:put_file(file)
         end,
         log = function(msg)
           output[#output + 1] = tostring(msg) .. "\n"

@@ -203,7 +203,7 @@ tag:step("store", function(ctx)
     end
     local artifacts = {}
     for name, a in pairs(ctx.results[id].artifacts) do
-      artifacts[#artifacts + 1] = { name = name, blob = a.blob, size = a.size }
+      artifacts[#artifacts + 1] = { name = name, blob = a.blob, size = a.size, recipe = a.recipe }
     end
     table.sort(artifacts, function(a, b)
       return a.name < b.name

@@ -136,6 +136,17 @@ int bbit_store_put_raw_file(bbit_store *store, const char *path, const char *exp
 int bbit_store_get(const bbit_store *store, const char *id, uint64_t max_size, void **data,
                    size_t *len, char *err, size_t errlen);
 
+/* Where bbit_store_read sends the content: 0 to go on, -1 (err filled) to stop. */
+typedef int (*bbit_store_sink)(void *ctx, const void *data, size_t len, char *err,
+                               size_t errlen);
+
+/* Streams object id through sink in chunks, then verifies its hash: a
+ * sink sees the bytes before they are verified, so it must not trust them
+ * until this returns 0. size_out (may be NULL) gets the size. */
+int bbit_store_read(const bbit_store *store, const char *id, uint64_t max_size,
+                    bbit_store_sink sink, void *sink_ctx, uint64_t *size_out, char *err,
+                    size_t errlen);
+
 /* Writes object id to dest with permissions mode: through a temp file in
  * dest's directory, renamed over dest only after the hash matched. On
  * failure dest is untouched. */

@@ -686,7 +686,7 @@ int bbit_store_put_raw_file(bbit_store *store, const char *path, const char *exp
 /* Reading */
 
 /* Receives decompressed (not yet verified) bytes; returns 0 or -1 with err set. */
-typedef int (*sink_fn)(void *ctx, const void *data, size_t len, char *err, size_t errlen);
+typedef bbit_store_sink sink_fn;
 
 struct reader {
     const char *path;
@@ -807,6 +807,15 @@ static int read_object(const bbit_store *store, const char *id, uint64_t max_siz
     free(r.in_buf);
     free(r.out_buf);
     return rc;
+}
+
+int bbit_store_read(const bbit_store *store, const char *id, uint64_t max_size,
+                    bbit_store_sink sink, void *sink_ctx, uint64_t *size_out, char *err,
+                    size_t errlen)
+{
+    if (!bbit_store_is_id(id))
+        return fail_invalid_id(err, errlen, id);
+    return read_object(store, id, max_size, sink, sink_ctx, size_out, err, errlen);
 }
 
 struct memory_sink {

@@ -1,13 +1,13 @@
 /* bbit.core.archive: deterministic tar writer (tar.gz / tar.zst / tar), a
  * streaming reader, and a hardened extractor, over libarchive.
  *
- * Determinism: pax (restricted: plain ustar headers unless a name needs pax),
- * fixed mtime/uid/gid, no user/group names, perms reduced to 0644/0755, gzip
- * without its timestamp at a fixed level, zstd at a fixed level in
- * single-threaded mode (libarchive's default; setting its `threads` option
- * switches zstd to multi-threaded framing: other bytes, ~30 MiB more memory,
- * so it is deliberately left unset). The caller
- * sorts the entries (the public tier, stdlib/bbit/archive.lua, does).
+ * Determinism (runtime/core/tarball.c): pax (restricted: plain ustar headers
+ * unless a name needs pax), fixed mtime/uid/gid, no user/group names, perms
+ * reduced to 0644/0755, gzip without its timestamp at a fixed level, zstd at a
+ * fixed level in single-threaded mode (libarchive's default; setting its
+ * `threads` option switches zstd to multi-threaded framing: other bytes, ~30
+ * MiB more memory, so it is deliberately left unset). The caller sorts the
+ * entries (the public tier, stdlib/bbit/archive.lua, does).
  *
  * Atomicity: a writer writes "<path>.tmp-XXXXXX" in the target's directory;
  * finish() renames it over <path>; closing without finish() removes it.
@@ -33,25 +33,17 @@
 #include <unistd.h>
 
 #include "bbit/luax.h"
+#include "bbit/tarball.h"
 
 #define WRITER_TYPE "bbit.core.archive.writer"
 #define READER_TYPE "bbit.core.archive.reader"
 
-/* Every entry's mtime: 1985-10-26T08:15:00Z, the date npm pack uses. */
-#define FIXED_MTIME 499162500
-#define ZSTD_LEVEL "3"
-#define GZIP_LEVEL "6"
 
 enum { COPY_CHUNK = 64 * 1024, READ_MAX = 1024 * 1024, ERR_MAX = 4096 };
 
 /* ------------------------------------------------------------------------ */
 /* Shared helpers                                                            */
 
-/* 0644, or 0755 when any execute bit is set: nothing else survives. */
-static int normal_perm(mode_t mode)
-{
-    return (mode & 0111) ? 0755 : 0644;
-}
 
 /* The entry's name as UTF-8 (raw bytes when it does not convert), or NULL. */
 static const char *entry_name(struct archive_entry *e)
@@ -134,36 +126,12 @@ static void writer_release(writer_ud *w)
     w->final_path = NULL;
 }
 
-/* Applies format, filter and options; ARCHIVE_OK or the failing status. */
-static int writer_configure(struct archive *a, const char *format)
-{
-    int r = archive_write_set_format_pax_restricted(a);
-    if (r != ARCHIVE_OK)
-        return r;
-    if (strcmp(format, "tar.gz") == 0) {
-        if ((r = archive_write_add_filter_gzip(a)) != ARCHIVE_OK)
-            return r;
-        return archive_write_set_options(a, "gzip:!timestamp,gzip:compression-level=" GZIP_LEVEL);
-    }
-    if (strcmp(format, "tar.zst") == 0) {
-        if ((r = archive_write_add_filter_zstd(a)) != ARCHIVE_OK)
-            return r;
-        return archive_write_set_options(a, "zstd:compression-level=" ZSTD_LEVEL);
-    }
-    return archive_write_add_filter_none(a);
-}
-
-static int valid_format(const char *f)
-{
-    return strcmp(f, "tar.gz") == 0 || strcmp(f, "tar.zst") == 0 || strcmp(f, "tar") == 0;
-}
-
 // w = core.archive.writer(path, format) | nil, err: format "tar.gz", "tar.zst" or "tar"
 static int archive_writer(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
     const char *format = luaL_checkstring(L, 2);
-    luaL_argcheck(L, valid_format(format), 2, "expected \"tar.gz\", \"tar.zst\" or \"tar\"");
+    luaL_argcheck(L, bbit_tar_valid_format(format), 2, "expected \"tar.gz\", \"tar.zst\" or \"tar\"");
     writer_ud *w = lua_newuserdatauv(L, sizeof *w, 0);
     *w = (writer_ud){.a = NULL, .fd = -1};
     luaL_setmetatable(L, WRITER_TYPE);
@@ -190,7 +158,7 @@ static int archive_writer(lua_State *L)
         writer_release(w);
         return luaL_error(L, "archive.writer: out of memory");
     }
-    if (writer_configure(a, format) != ARCHIVE_OK ||
+    if (bbit_tar_configure(a, format) != ARCHIVE_OK ||
         archive_write_open_fd(a, w->fd) != ARCHIVE_OK) {
         lua_pushfstring(L, "archive.writer: %s: %s", path, archive_msg(a));
         archive_write_free(a);
@@ -203,27 +171,11 @@ static int archive_writer(lua_State *L)
     return 1;
 }
 
-/* A header with the fixed, deterministic fields. NULL when out of memory. */
-static struct archive_entry *new_entry(const char *name, mode_t type, int perm, int64_t size)
-{
-    struct archive_entry *e = archive_entry_new();
-    if (!e)
-        return NULL;
-    archive_entry_set_pathname_utf8(e, name);
-    archive_entry_set_filetype(e, type);
-    archive_entry_set_perm(e, perm);
-    archive_entry_set_size(e, size);
-    archive_entry_set_mtime(e, FIXED_MTIME, 0);
-    archive_entry_set_uid(e, 0);
-    archive_entry_set_gid(e, 0);
-    return e;
-}
-
 /* Writes a header; nil, err pushed (returns 2) on failure, 0 when fine. */
 static int write_header(lua_State *L, struct archive *a, const char *fn, const char *name,
                         mode_t type, int perm, int64_t size)
 {
-    struct archive_entry *e = new_entry(name, type, perm, size);
+    struct archive_entry *e = bbit_tar_entry(name, type, perm, size);
     if (!e)
         return bbit_fail(L, "%s: %s: out of memory", fn, name);
     int r = archive_write_header(a, e);
@@ -285,7 +237,7 @@ static int writer_add_file(lua_State *L)
         close(fd);
         return bbit_fail(L, "archive.add_file: %s: not a regular file", disk);
     }
-    if (write_header(L, w->a, "archive.add_file", name, AE_IFREG, normal_perm(st.st_mode),
+    if (write_header(L, w->a, "archive.add_file", name, AE_IFREG, bbit_tar_perm(st.st_mode),
                      st.st_size)) {
         close(fd);
         return 2;
@@ -307,7 +259,7 @@ static int writer_add_data(lua_State *L)
     size_t len;
     const char *data = luaL_checklstring(L, 3, &len);
     lua_Integer mode = luaL_optinteger(L, 4, 0644);
-    if (write_header(L, w->a, "archive.add_data", name, AE_IFREG, normal_perm((mode_t)mode),
+    if (write_header(L, w->a, "archive.add_data", name, AE_IFREG, bbit_tar_perm((mode_t)mode),
                      (int64_t)len))
         return 2;
     if (len > 0 && archive_write_data(w->a, data, len) != (la_ssize_t)len)
@@ -569,7 +521,7 @@ static int check_entry(extract_ctx *x, struct archive_entry *e, const char *name
     struct stat st;
     if (lstat(name, &st) == 0 && (strcmp(type, "dir") != 0 || !S_ISDIR(st.st_mode)))
         return xfail(x, "entry \"%s\": refused: duplicate entry (the name occurs twice)", name);
-    archive_entry_set_perm(e, strcmp(type, "dir") == 0 ? 0755 : normal_perm(archive_entry_perm(e)));
+    archive_entry_set_perm(e, strcmp(type, "dir") == 0 ? 0755 : bbit_tar_perm(archive_entry_perm(e)));
     return 0;
 }
 
@@ -806,7 +758,7 @@ int luaopen_bbit_core_archive(lua_State *L)
     bbit_new_handle_type(L, WRITER_TYPE, writer_methods, writer_close);
     bbit_new_handle_type(L, READER_TYPE, reader_methods, reader_close);
     luaL_newlib(L, fns);
-    lua_pushinteger(L, FIXED_MTIME);
+    lua_pushinteger(L, BBIT_TAR_MTIME);
     lua_setfield(L, -2, "mtime");
     return 1;
 }

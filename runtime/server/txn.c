@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "bbit/store.h"
+#include "bbit/tarball.h"
 #include "server/internal.h"
 
 #define MAX_COMPONENTS 10000
@@ -292,6 +293,54 @@ static int check_ref(struct srv_request *r, bbit_store *store, const struct tcom
     return 0;
 }
 
+/* An artifact may come with its recipe instead of its bytes:
+ *   "recipe": {"format": "tar.gz", "entries": [{"name", "mode": "644"|"755", "blob", "size"}]}
+ * (the deterministic archive of those blobs, in that order). When the
+ * artifact is missing, it is rebuilt from the blobs here and stored only if
+ * it hashes to its id; otherwise it stays missing and the client, told so,
+ * uploads it. Bounded: MAX_RECIPE_ENTRIES members, max_object_size bytes. */
+#define MAX_RECIPE_ENTRIES 100000
+
+static int rebuild_artifact(struct srv_request *r, bbit_store *store, const cJSON *artifact,
+                            const char *id, char *err, size_t errlen)
+{
+    const cJSON *recipe = cJSON_GetObjectItemCaseSensitive(artifact, "recipe");
+    const cJSON *entries = cJSON_GetObjectItemCaseSensitive(recipe, "entries"), *e;
+    const char *format = str_field(recipe, "format");
+    int n = cJSON_GetArraySize(entries);
+    if (!format || !cJSON_IsArray(entries) || n > MAX_RECIPE_ENTRIES) {
+        snprintf(err, errlen, "the recipe needs \"format\" and at most %d \"entries\"",
+                 MAX_RECIPE_ENTRIES);
+        return -1;
+    }
+    struct bbit_tar_member *members = calloc((size_t)n + 1, sizeof *members);
+    if (!members) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    int i = 0, rc = 0;
+    cJSON_ArrayForEach(e, entries)
+    {
+        const char *name = str_field(e, "name"), *mode = str_field(e, "mode");
+        const char *blob = str_field(e, "blob");
+        const cJSON *size = cJSON_GetObjectItemCaseSensitive(e, "size");
+        if (!name || !mode || !blob || !bbit_store_is_id(blob) || !cJSON_IsNumber(size) ||
+            size->valuedouble < 0 || size->valuedouble > (double)r->srv->max_object_size ||
+            (strcmp(mode, "644") != 0 && strcmp(mode, "755") != 0)) {
+            snprintf(err, errlen, "recipe entry #%d needs name, mode (644|755), blob, size", i + 1);
+            rc = -1;
+            break;
+        }
+        members[i++] = (struct bbit_tar_member){name, mode[0] == '7' ? 0755 : 0644, blob,
+                                                (uint64_t)size->valuedouble};
+    }
+    if (rc == 0)
+        rc = bbit_tar_build(store, format, members, (size_t)n, id, r->srv->max_object_size, NULL,
+                            err, errlen);
+    free(members);
+    return rc;
+}
+
 /* The references of a parsed version object: files, artifacts, parents. */
 static int check_references(struct srv_request *r, bbit_store *store, const struct tcomp *t,
                             const char *ver, const cJSON *obj)
@@ -307,9 +356,19 @@ static int check_references(struct srv_request *r, bbit_store *store, const stru
         cJSON_ArrayForEach(e, arr)
         {
             const char *label = str_field(e, l == 0 ? "path" : "name");
+            const char *blob = str_field(e, "blob");
+            if (l == 1 && blob && bbit_store_is_id(blob) &&
+                cJSON_GetObjectItemCaseSensitive(e, "recipe") &&
+                bbit_store_has(store, blob, what, sizeof what) == 0) {
+                char why[BBIT_STORE_ERR_SIZE];
+                if (rebuild_artifact(r, store, e, blob, why, sizeof why) != 0)
+                    fprintf(stderr, "bbit serve: %s@%s on %s: artifact %s not rebuilt from its "
+                            "recipe (%s): the client is asked to upload it\n",
+                            t->name, ver, t->scope, label ? label : "?", why);
+            }
             snprintf(what, sizeof what, "%s %.300s (blob)", l == 0 ? "file" : "artifact",
                      label ? label : "?");
-            if (check_ref(r, store, t, ver, str_field(e, "blob"), what) != 0)
+            if (check_ref(r, store, t, ver, blob, what) != 0)
                 return -1;
         }
     }

@@ -10,20 +10,32 @@
 --     return package.run(component, ctx)
 --   end }
 local archive = require("bbit.archive")
+local fs = require("bbit.fs")
 
 return {
   run = function(component, ctx)
+    -- the archive's entries and its recipe: the blobs it is made of, so an
+    -- export can let the server rebuild it instead of sending it (see export.lua)
     local entries = {}
     for _, f in ipairs(component.files) do
-      entries[#entries + 1] = { path = f.abs, name = "package/" .. f.path }
+      entries[#entries + 1] = { path = f.abs, name = "package/" .. f.path, mode = f.mode, blob = f.blob, size = f.size }
     end
     for _, extra in ipairs(ctx.extra_files or {}) do
-      entries[#entries + 1] = { path = extra.path, name = "package/" .. extra.name }
+      local blob, size = ctx.store_file(extra.path)
+      local mode = (fs.stat(extra.path).mode & 73) ~= 0 and "755" or "644" -- 73 = 0111
+      entries[#entries + 1] = { path = extra.path, name = "package/" .. extra.name, mode = mode, blob = blob, size = size }
+    end
+    table.sort(entries, function(a, b)
+      return archive.name_less(a.name, b.name)
+    end)
+    local recipe = {}
+    for i, e in ipairs(entries) do
+      recipe[i] = { name = e.name, mode = e.mode, blob = e.blob, size = e.size }
     end
     local out = ctx.scratch_path("package.tgz")
     archive.create(out, entries, { format = "tar.gz", fsync = false }) -- a scratch file: stored next
-    ctx.add_artifact("package.tgz", out)
-    require("bbit.fs").remove(out)
+    ctx.add_artifact("package.tgz", out, { recipe = { format = "tar.gz", entries = recipe } })
+    fs.remove(out)
     ctx.log(("packaged %d files"):format(#entries))
   end,
 }

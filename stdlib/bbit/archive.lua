@@ -86,6 +86,15 @@ local function byte_less(a, b)
   return #a < #b
 end
 
+--- The order `create` writes entries in: bytewise by name (true when `a`
+--- comes before `b`), whatever the locale.
+---@param a string
+---@param b string
+---@return boolean
+function M.name_less(a, b)
+  return byte_less(a, b)
+end
+
 -- Why `name` is not a valid entry name, or nil.
 local function bad_name(name)
   if type(name) ~= "string" or name == "" then
