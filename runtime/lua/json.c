@@ -1,30 +1,27 @@
 /* bbit.core.json: JSON/JSONC decode to Lua values and encode (compact or
  * pretty, keys sorted bytewise). The public API is stdlib/bbit/json.lua.
  *
- * Decode: the text is copied, comments and trailing commas are blanked in the
- * copy (runtime/core/jsonc.c, unless strict), the copy is checked (first error
- * with a message) and parsed by cJSON; then one walk over the copy and the
- * cJSON tree builds the Lua value. The walk reads positions (duplicate keys),
- * integers (exact int64, not cJSON's double) and strings (cJSON's valuestring
- * is cut at an escaped \u0000) from the text; cJSON gives the floats.
+ * Decode: one recursive-descent pass over the text that pushes the Lua values
+ * as it goes (no copy, no tree). Comments and trailing commas are accepted
+ * unless strict; the first error stops the pass and is reported as
+ * "NAME:line:column: message" (bbit_jsonc_position in runtime/core/jsonc.c
+ * turns its byte offset into a line and a column).
  *
  * Values: objects are tables with metatable core.object_mt, arrays tables with
  * core.array_mt, null is the light userdata core.null.
  */
+#include <locale.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
-
 #include "bbit/jsonc.h"
 #include "bbit/luax.h"
 
 #define OBJECT_MT "bbit.json.object"
 #define ARRAY_MT "bbit.json.array"
-#define TREE_MT "bbit.json.tree"
 #define ENCODER_MT "bbit.json.encoder"
 
 static const char json_null_sentinel = 0;
@@ -36,50 +33,124 @@ static int is_null(lua_State *L, int idx)
 }
 
 /* ===========================================================================
- * Decode */
+ * Decode
+ *
+ * The text is a Lua string, so text[len] is '\0': the parser reads one byte
+ * past a token without a bounds check, and compares with `end` only where a
+ * '\0' could be either the end or a NUL byte in the text. */
 
-struct tree_box {
-    cJSON *root;
+struct parser {
+    lua_State *L;
+    const char *text, *end; /* end = text + len, *end == '\0' */
+    const char *p;          /* the next byte to read */
+    int strict;             /* no comments, no trailing commas */
+    int depth;              /* open arrays and objects */
+    int object_mt, array_mt; /* stack indices of the metatables */
+    size_t error_at;         /* byte offset of the error */
+    char message[128];
 };
 
-static int tree_close(lua_State *L)
+/* Bytes that end the fast scan of a string: '"', '\\' and control characters
+ * (0x00..0x1F, which includes the '\0' at the end of the text). */
+static const unsigned char string_stop[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    ['"'] = 1, ['\\'] = 1,
+};
+
+static int fail_at(struct parser *ps, const char *at, const char *message)
 {
-    struct tree_box *box = luaL_checkudata(L, 1, TREE_MT);
-    cJSON *root = box->root;
-    box->root = NULL;
-    cJSON_Delete(root);
+    ps->error_at = (size_t)(at - ps->text);
+    snprintf(ps->message, sizeof ps->message, "%s", message);
+    return -1;
+}
+
+static int starts_comment(const struct parser *ps, const char *at)
+{
+    return at[0] == '/' && (at[1] == '/' || at[1] == '*') && at + 1 < ps->end;
+}
+
+/* Fails at ps->p with `message`, or "unexpected end of input" at the end, or,
+ * in strict mode at a comment, says comments are not allowed. */
+static int unexpected(struct parser *ps, const char *message)
+{
+    if (ps->p >= ps->end)
+        return fail_at(ps, ps->end, "unexpected end of input");
+    if (ps->strict && starts_comment(ps, ps->p))
+        return fail_at(ps, ps->p, "comments are not allowed in strict JSON");
+    return fail_at(ps, ps->p, message);
+}
+
+static inline int is_blank(char c)
+{
+    return c == ' ' || c == '\n' || c == '\r' || c == '\t';
+}
+
+static inline int is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* Skips comments (not in strict mode) and what follows them up to the next token. */
+static int skip_comments(struct parser *ps)
+{
+    const char *p = ps->p;
+    while (!ps->strict && starts_comment(ps, p)) {
+        if (p[1] == '/') {
+            const char *nl = memchr(p, '\n', (size_t)(ps->end - p));
+            p = nl ? nl : ps->end;
+        } else {
+            const char *close = memmem(p + 2, (size_t)(ps->end - p - 2), "*/", 2);
+            if (!close)
+                return fail_at(ps, p, "unterminated comment");
+            p = close + 2;
+        }
+        while (is_blank(*p))
+            p++;
+    }
+    ps->p = p;
     return 0;
 }
 
-struct walk {
-    lua_State *L;
-    const char *text; /* the blanked copy */
-    size_t len;
-    size_t i;
-    int object_mt, array_mt; /* stack indices of the metatables */
-};
-
-static void walk_blanks(struct walk *w)
+/* Moves ps->p to the next token: past blanks and, unless strict, comments. */
+static inline int skip_blanks(struct parser *ps)
 {
-    while (w->i < w->len && (w->text[w->i] == ' ' || w->text[w->i] == '\t' ||
-                             w->text[w->i] == '\n' || w->text[w->i] == '\r'))
-        w->i++;
+    const char *p = ps->p;
+    while (is_blank(*p))
+        p++;
+    ps->p = p;
+    return *p == '/' ? skip_comments(ps) : 0;
 }
 
-static unsigned hex4(const char *s)
+static int hex_value(char h)
 {
-    unsigned v = 0;
-    for (int k = 0; k < 4; k++) {
-        char h = s[k];
-        v = v * 16 + (unsigned)(h <= '9' ? h - '0' : (h | 0x20) - 'a' + 10);
+    if (h >= '0' && h <= '9')
+        return h - '0';
+    if (h >= 'a' && h <= 'f')
+        return h - 'a' + 10;
+    if (h >= 'A' && h <= 'F')
+        return h - 'A' + 10;
+    return -1;
+}
+
+/* The code unit of "\uXXXX" at `at` (the backslash), or -1. */
+static long read_u_escape(const struct parser *ps, const char *at)
+{
+    if (ps->end - at < 6 || at[0] != '\\' || at[1] != 'u')
+        return -1;
+    long unit = 0;
+    for (int k = 2; k < 6; k++) {
+        int h = hex_value(at[k]);
+        if (h < 0)
+            return -1;
+        unit = unit * 16 + h;
     }
-    return v;
+    return unit;
 }
 
-static void add_utf8(luaL_Buffer *b, unsigned cp)
+static void add_utf8(luaL_Buffer *b, unsigned long cp)
 {
     char out[4];
-    int n;
+    size_t n;
     if (cp < 0x80) {
         out[0] = (char)cp;
         n = 1;
@@ -99,193 +170,345 @@ static void add_utf8(luaL_Buffer *b, unsigned cp)
         out[3] = (char)(0x80 | (cp & 0x3F));
         n = 4;
     }
-    luaL_addlstring(b, out, (size_t)n);
+    luaL_addlstring(b, out, n);
 }
 
-/* Adds the escape at s (the backslash; already checked); returns its length. */
-static size_t add_escape(luaL_Buffer *b, const char *s)
+/* Adds the escape at `at` (a backslash that is not the last byte of its line)
+ * to b; returns its length, or 0 with the error set. */
+static size_t add_escape(struct parser *ps, luaL_Buffer *b, const char *at)
 {
-    switch (s[1]) {
+    char e = at[1];
+    switch (e) {
+    case '"': case '\\': case '/': luaL_addchar(b, e); return 2;
     case 'b': luaL_addchar(b, '\b'); return 2;
     case 'f': luaL_addchar(b, '\f'); return 2;
     case 'n': luaL_addchar(b, '\n'); return 2;
     case 'r': luaL_addchar(b, '\r'); return 2;
     case 't': luaL_addchar(b, '\t'); return 2;
     case 'u': break;
-    default: luaL_addchar(b, s[1]); return 2;
+    default: {
+        char message[64];
+        if (e > ' ' && e < 0x7f)
+            snprintf(message, sizeof message, "invalid escape '\\%c' in string", e);
+        else
+            snprintf(message, sizeof message, "invalid escape in string");
+        fail_at(ps, at, message);
+        return 0;
     }
-    unsigned cp = hex4(s + 2);
-    if (cp >= 0xD800 && cp <= 0xDBFF) {
-        unsigned low = hex4(s + 8);
-        add_utf8(b, 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00));
+    }
+    long unit = read_u_escape(ps, at);
+    if (unit < 0) {
+        fail_at(ps, at, "invalid \\u escape (expected 4 hex digits)");
+        return 0;
+    }
+    if (unit >= 0xDC00 && unit <= 0xDFFF) {
+        fail_at(ps, at, "unpaired surrogate in \\u escape");
+        return 0;
+    }
+    if (unit >= 0xD800 && unit <= 0xDBFF) {
+        long low = read_u_escape(ps, at + 6);
+        if (low < 0xDC00 || low > 0xDFFF) {
+            fail_at(ps, at, "unpaired surrogate in \\u escape");
+            return 0;
+        }
+        add_utf8(b, 0x10000 + ((unsigned long)(unit - 0xD800) << 10) +
+                        (unsigned long)(low - 0xDC00));
         return 12;
     }
-    add_utf8(b, cp);
+    add_utf8(b, (unsigned long)unit);
     return 6;
 }
 
-/* Pushes the (checked) string at w->i, the opening quote. */
-static void walk_string(struct walk *w)
+/* q stopped the scan of the string that opens at `quote` and is not at '"' or
+ * '\\': the string is not closed on its line, or has a control character. */
+static int string_error(struct parser *ps, const char *quote, const char *q)
 {
-    const char *s = w->text + w->i + 1;
-    size_t n = 0;
-    while (s[n] != '"' && s[n] != '\\')
-        n++;
-    if (s[n] == '"') { /* no escapes: the common case */
-        lua_pushlstring(w->L, s, n);
-        w->i += n + 2;
-        return;
-    }
-    luaL_Buffer b;
-    luaL_buffinit(w->L, &b);
-    luaL_addlstring(&b, s, n);
-    while (s[n] != '"') {
-        if (s[n] == '\\') {
-            n += add_escape(&b, s + n);
-        } else {
-            size_t run = n;
-            while (s[n] != '"' && s[n] != '\\')
-                n++;
-            luaL_addlstring(&b, s + run, n - run);
-        }
-    }
-    luaL_pushresult(&b);
-    w->i += n + 2;
+    if (q >= ps->end || *q == '\n' || *q == '\r')
+        return fail_at(ps, quote, "unterminated string");
+    return fail_at(ps, q, "control character in string (write it as \\u00XX)");
 }
 
-/* Parses [-]digits as an int64; 0 when it does not fit. */
-static int exact_integer(const char *s, size_t n, lua_Integer *out)
+/* Pushes the string that opens at ps->p (the quote) and moves past it. */
+static int parse_string(struct parser *ps)
 {
-    int negative = s[0] == '-';
+    const char *quote = ps->p, *q = quote + 1;
+    while (!string_stop[(unsigned char)*q])
+        q++;
+    if (*q == '"') { /* no escapes: the common case */
+        lua_pushlstring(ps->L, quote + 1, (size_t)(q - quote - 1));
+        ps->p = q + 1;
+        return 0;
+    }
+    luaL_Buffer b;
+    luaL_buffinit(ps->L, &b);
+    const char *run = quote + 1;
+    for (;;) {
+        luaL_addlstring(&b, run, (size_t)(q - run));
+        if (*q == '"')
+            break;
+        if (*q != '\\')
+            return string_error(ps, quote, q);
+        if (q + 1 >= ps->end || q[1] == '\n' || q[1] == '\r')
+            return fail_at(ps, quote, "unterminated string");
+        size_t n = add_escape(ps, &b, q);
+        if (n == 0)
+            return -1;
+        q += n;
+        run = q;
+        while (!string_stop[(unsigned char)*q])
+            q++;
+    }
+    luaL_pushresult(&b);
+    ps->p = q + 1;
+    return 0;
+}
+
+/* The double of the number text s..e (valid JSON), independent of the locale. */
+static double number_value(lua_State *L, const char *s, const char *e)
+{
+    char *stop;
+    double d = strtod(s, &stop);
+    if (stop == e)
+        return d;
+    /* the locale's decimal point is not '.' (os.setlocale): parse a copy with
+     * the locale's, as Lua does for its own numbers */
+    size_t n = (size_t)(e - s);
+    char small[64];
+    char *copy = n < sizeof small ? small : malloc(n + 1);
+    if (!copy)
+        luaL_error(L, "json.decode: not enough memory");
+    char point = localeconv()->decimal_point[0];
+    for (size_t k = 0; k < n; k++)
+        copy[k] = s[k] == '.' ? point : s[k];
+    copy[n] = '\0';
+    d = strtod(copy, NULL);
+    if (copy != small)
+        free(copy);
+    return d;
+}
+
+/* Pushes the number at ps->p: an integer when it is written without fraction
+ * or exponent and fits in int64, else a float. */
+static int parse_number(struct parser *ps)
+{
+    const char *s = ps->p, *q = s;
+    int negative = *q == '-';
+    q += negative;
+    if (!is_digit(*q)) {
+        ps->p = q;
+        return unexpected(ps, "expected a digit after '-'");
+    }
+    if (q[0] == '0' && is_digit(q[1]))
+        return fail_at(ps, s, "leading zeros are not allowed in numbers");
     uint64_t limit = negative ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
     uint64_t v = 0;
-    for (size_t k = (size_t)negative; k < n; k++) {
-        unsigned d = (unsigned)(s[k] - '0');
+    int fits = 1;
+    for (; is_digit(*q); q++) {
+        unsigned d = (unsigned)(*q - '0');
         if (v > (limit - d) / 10)
-            return 0;
-        v = v * 10 + d;
+            fits = 0;
+        else
+            v = v * 10 + d;
     }
-    *out = negative ? (lua_Integer)(0 - v) : (lua_Integer)v;
-    return 1;
-}
-
-static void walk_number(struct walk *w, const cJSON *node)
-{
-    const char *s = w->text + w->i;
-    size_t n = 0;
     int integral = 1;
-    while (w->i + n < w->len && s[n] && strchr("0123456789+-.eE", s[n])) {
-        if (s[n] == '.' || s[n] == 'e' || s[n] == 'E')
-            integral = 0;
-        n++;
+    if (*q == '.') {
+        q++;
+        if (!is_digit(*q)) {
+            ps->p = q;
+            return unexpected(ps, "expected a digit after '.' in a number");
+        }
+        while (is_digit(*q))
+            q++;
+        integral = 0;
     }
-    w->i += n;
-    lua_Integer v;
-    if (integral && exact_integer(s, n, &v))
-        lua_pushinteger(w->L, v);
+    if (*q == 'e' || *q == 'E') {
+        q++;
+        if (*q == '+' || *q == '-')
+            q++;
+        if (!is_digit(*q)) {
+            ps->p = q;
+            return unexpected(ps, "expected a digit in the exponent of a number");
+        }
+        while (is_digit(*q))
+            q++;
+        integral = 0;
+    }
+    ps->p = q;
+    if (integral && fits)
+        lua_pushinteger(ps->L, negative ? (lua_Integer)(0 - v) : (lua_Integer)v);
     else
-        lua_pushnumber(w->L, node->valuedouble);
+        lua_pushnumber(ps->L, number_value(ps->L, s, q));
+    return 0;
 }
 
-static int walk_value(struct walk *w, const cJSON *node);
+static int parse_value(struct parser *ps);
 
-/* Pushes `duplicate key "k"`, the key as written between key_at and key_end
- * (its quotes included), cut when long. */
-static void push_duplicate_error(struct walk *w, size_t key_at, size_t key_end)
+/* Enters an array or object at ps->p: checks the depth, pushes the table. */
+static int enter_container(struct parser *ps, int mt, int narr, int nrec)
 {
-    size_t n = key_end - key_at - 2;
-    luaL_Buffer b;
-    luaL_buffinit(w->L, &b);
-    luaL_addstring(&b, "duplicate key \"");
-    luaL_addlstring(&b, w->text + key_at + 1, n > 60 ? 60 : n);
-    luaL_addstring(&b, n > 60 ? "...\"" : "\"");
-    luaL_pushresult(&b);
+    if (ps->depth >= BBIT_JSON_MAX_DEPTH) {
+        char message[64];
+        snprintf(message, sizeof message, "nesting deeper than %d levels", BBIT_JSON_MAX_DEPTH);
+        return fail_at(ps, ps->p, message);
+    }
+    if (!lua_checkstack(ps->L, 8))
+        return fail_at(ps, ps->p, "not enough memory for the nesting");
+    ps->depth++;
+    lua_createtable(ps->L, narr, nrec);
+    lua_pushvalue(ps->L, mt);
+    lua_setmetatable(ps->L, -2);
+    ps->p++;
+    return skip_blanks(ps);
 }
 
-static int walk_object(struct walk *w, const cJSON *node)
+/* ps->p is not at '"' where an object key is expected. */
+static int key_error(struct parser *ps, int after_comma)
 {
-    lua_State *L = w->L;
-    lua_createtable(L, 0, 4);
-    lua_pushvalue(L, w->object_mt);
-    lua_setmetatable(L, -2); // [object]
-    w->i++;
-    walk_blanks(w);
-    if (w->text[w->i] == '}') {
-        w->i++;
+    char c = *ps->p;
+    if (c == '\'' || c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+        return unexpected(ps, after_comma
+                                  ? "expected a string key after ',' (keys need double quotes)"
+                                  : "expected a string key or '}' (keys need double quotes)");
+    if (!after_comma)
+        return unexpected(ps, "expected a string key or '}'");
+    if (c == '}' && ps->strict)
+        return unexpected(ps, "expected a string key after ',' (trailing commas are not "
+                              "allowed in strict JSON)");
+    return unexpected(ps, "expected a string key after ','");
+}
+
+/* Pushes the object at ps->p ('{'). */
+static int parse_object(struct parser *ps)
+{
+    lua_State *L = ps->L;
+    if (enter_container(ps, ps->object_mt, 0, 4) != 0) // [object]
+        return -1;
+    if (*ps->p == '}') {
+        ps->p++;
+        ps->depth--;
         return 0;
     }
-    for (const cJSON *child = node->child;; child = child->next) {
-        walk_blanks(w);
-        size_t key_at = w->i;
-        walk_string(w); // [object, key]
-        lua_pushvalue(L, -1);
-        if (lua_rawget(L, -3) != LUA_TNIL) { // [object, key, previous]
-            push_duplicate_error(w, key_at, w->i);
-            w->i = key_at; /* the error's position */
+    for (int after_comma = 0;; after_comma = 1) {
+        if (*ps->p != '"')
+            return key_error(ps, after_comma);
+        const char *key_at = ps->p;
+        if (parse_string(ps) != 0)
             return -1;
+        lua_pushvalue(L, -1); // [object, key, key]
+        if (lua_rawget(L, -3) != LUA_TNIL) {
+            /* the key as written (escapes and all), cut when long */
+            int n = (int)(ps->p - key_at - 2);
+            char message[96];
+            snprintf(message, sizeof message, "duplicate key \"%.*s%s\"", n > 60 ? 60 : n,
+                     key_at + 1, n > 60 ? "..." : "");
+            return fail_at(ps, key_at, message);
         }
-        lua_pop(L, 1);
-        walk_blanks(w);
-        w->i++; /* ':' */
-        if (walk_value(w, child) != 0)
+        lua_pop(L, 1); // [object, key]
+        if (skip_blanks(ps) != 0)
+            return -1;
+        if (*ps->p != ':')
+            return unexpected(ps, "expected ':' after an object key");
+        ps->p++;
+        if (skip_blanks(ps) != 0 || parse_value(ps) != 0)
             return -1;
         lua_rawset(L, -3); // [object]
-        walk_blanks(w);
-        if (w->text[w->i++] == '}')
-            return 0;
+        if (skip_blanks(ps) != 0)
+            return -1;
+        if (*ps->p == ',') {
+            ps->p++;
+            if (skip_blanks(ps) != 0)
+                return -1;
+            if (*ps->p == '}' && !ps->strict) /* a trailing comma */
+                break;
+        } else if (*ps->p == '}') {
+            break;
+        } else {
+            return unexpected(ps, "expected ',' or '}' after an object member");
+        }
     }
+    ps->p++;
+    ps->depth--;
+    return 0;
 }
 
-static int walk_array(struct walk *w, const cJSON *node)
+/* Pushes the array at ps->p ('['). */
+static int parse_array(struct parser *ps)
 {
-    lua_State *L = w->L;
-    lua_createtable(L, 4, 0);
-    lua_pushvalue(L, w->array_mt);
-    lua_setmetatable(L, -2); // [array]
-    w->i++;
-    walk_blanks(w);
-    if (w->text[w->i] == ']') {
-        w->i++;
+    lua_State *L = ps->L;
+    if (enter_container(ps, ps->array_mt, 4, 0) != 0) // [array]
+        return -1;
+    if (*ps->p == ']') {
+        ps->p++;
+        ps->depth--;
         return 0;
     }
-    lua_Integer n = 0;
-    for (const cJSON *child = node->child;; child = child->next) {
-        if (walk_value(w, child) != 0)
+    for (lua_Integer n = 1;; n++) {
+        if (parse_value(ps) != 0)
             return -1;
-        lua_rawseti(L, -2, ++n);
-        walk_blanks(w);
-        if (w->text[w->i++] == ']')
+        lua_rawseti(L, -2, n);
+        if (skip_blanks(ps) != 0)
+            return -1;
+        if (*ps->p == ',') {
+            ps->p++;
+            if (skip_blanks(ps) != 0)
+                return -1;
+            if (*ps->p == ']') {
+                if (ps->strict)
+                    return unexpected(ps, "expected a value after ',' (trailing commas are "
+                                          "not allowed in strict JSON)");
+                break; /* a trailing comma */
+            }
+        } else if (*ps->p == ']') {
+            break;
+        } else {
+            return unexpected(ps, "expected ',' or ']' after an array element");
+        }
+    }
+    ps->p++;
+    ps->depth--;
+    return 0;
+}
+
+/* Pushes the value at ps->p (blanks already skipped) and moves past it. */
+static int parse_value(struct parser *ps)
+{
+    const char *p = ps->p;
+    switch (*p) {
+    case '"': return parse_string(ps);
+    case '{': return parse_object(ps);
+    case '[': return parse_array(ps);
+    case '-': case '0': case '1': case '2': case '3': case '4':
+    case '5': case '6': case '7': case '8': case '9':
+        return parse_number(ps);
+    case 't':
+        if (ps->end - p >= 4 && memcmp(p, "true", 4) == 0) {
+            lua_pushboolean(ps->L, 1);
+            ps->p += 4;
             return 0;
+        }
+        break;
+    case 'f':
+        if (ps->end - p >= 5 && memcmp(p, "false", 5) == 0) {
+            lua_pushboolean(ps->L, 0);
+            ps->p += 5;
+            return 0;
+        }
+        break;
+    case 'n':
+        if (ps->end - p >= 4 && memcmp(p, "null", 4) == 0) {
+            lua_pushlightuserdata(ps->L, JSON_NULL);
+            ps->p += 4;
+            return 0;
+        }
+        break;
+    case '\'':
+        return unexpected(ps, "expected a value (strings need double quotes, not single quotes)");
+    default:
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')))
+            return unexpected(ps, "expected a value");
     }
-}
-
-/* Pushes the value at w->i, whose cJSON node is `node`. */
-static int walk_value(struct walk *w, const cJSON *node)
-{
-    luaL_checkstack(w->L, 8, "JSON nesting");
-    if (node == NULL) { /* cannot happen: the checker and cJSON agree on valid JSON */
-        lua_pushliteral(w->L, "internal error: cJSON and the checker disagree");
-        return -1;
-    }
-    walk_blanks(w);
-    switch (w->text[w->i]) {
-    case '{': return walk_object(w, node);
-    case '[': return walk_array(w, node);
-    case '"': walk_string(w); return 0;
-    case 't': lua_pushboolean(w->L, 1); w->i += 4; return 0;
-    case 'f': lua_pushboolean(w->L, 0); w->i += 5; return 0;
-    case 'n': lua_pushlightuserdata(w->L, JSON_NULL); w->i += 4; return 0;
-    default: walk_number(w, node); return 0;
-    }
-}
-
-/* Returns nil, "NAME:line:column: message". */
-static int decode_fail(lua_State *L, const char *text, size_t len, const char *name,
-                       size_t offset, const char *message)
-{
-    unsigned line, column;
-    bbit_jsonc_position(text, len, offset, &line, &column);
-    return bbit_fail(L, "%s:%d:%d: %s", name, (int)line, (int)column, message);
+    return unexpected(ps, "expected a value (strings need double quotes; the literals are "
+                          "true, false and null)");
 }
 
 // value = core.json.decode(text [, name [, strict]]) / nil, "NAME:line:column: what"
@@ -296,34 +519,18 @@ static int json_decode(lua_State *L)
     const char *name = luaL_optstring(L, 2, "<string>");
     int strict = lua_toboolean(L, 3);
     lua_settop(L, 3);
-    char *copy = lua_newuserdatauv(L, len + 1, 0); // [text, name, strict, copy]
-    memcpy(copy, text, len);
-    copy[len] = '\0';
-    struct bbit_json_error err;
-    if ((!strict && bbit_jsonc_blank(copy, len, &err) != 0) ||
-        bbit_json_check(copy, len, BBIT_JSON_MAX_DEPTH, strict, &err) != 0)
-        return decode_fail(L, text, len, name, err.offset, err.message);
-
-    struct tree_box *box = lua_newuserdatauv(L, sizeof *box, 0);
-    box->root = NULL;
-    luaL_setmetatable(L, TREE_MT); // [text, name, strict, copy, tree]
-    const char *end = NULL;
-    box->root = cJSON_ParseWithOpts(copy, &end, 1);
-    if (!box->root)
-        return decode_fail(L, text, len, name, end ? (size_t)(end - copy) : 0,
-                           "invalid JSON (rejected by cJSON)");
-
     luaL_getmetatable(L, OBJECT_MT);
-    luaL_getmetatable(L, ARRAY_MT); // [text, name, strict, copy, tree, object_mt, array_mt]
-    struct walk w = {L, copy, len, len >= 3 && memcmp(copy, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0,
-                     6, 7};
-    if (walk_value(&w, box->root) != 0) { // [..., partial..., message]
-        const char *message = lua_tostring(L, -1);
-        return decode_fail(L, text, len, name, w.i, message);
+    luaL_getmetatable(L, ARRAY_MT); // [text, name, strict, object_mt, array_mt]
+    struct parser ps = {.L = L, .text = text, .end = text + len, .p = text,
+                        .strict = strict, .object_mt = 4, .array_mt = 5};
+    if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0)
+        ps.p += 3; /* a UTF-8 byte order mark */
+    if (skip_blanks(&ps) != 0 || parse_value(&ps) != 0 || skip_blanks(&ps) != 0 ||
+        (ps.p < ps.end && unexpected(&ps, "trailing data after the JSON value") != 0)) {
+        unsigned line, column;
+        bbit_jsonc_position(text, len, ps.error_at, &line, &column);
+        return bbit_fail(L, "%s:%d:%d: %s", name, (int)line, (int)column, ps.message);
     }
-    cJSON *root = box->root;
-    box->root = NULL;
-    cJSON_Delete(root);
     return 1;
 }
 
@@ -466,6 +673,11 @@ static int put_float(struct encoder *e, double d)
         if (strtod(s, NULL) == d)
             break;
     }
+    /* printf and strtod follow the locale (a Lua script may call
+     * os.setlocale); JSON's decimal point is always '.' */
+    char point = localeconv()->decimal_point[0], *at = point != '.' ? strchr(s, point) : NULL;
+    if (at)
+        *at = '.';
     if (!strpbrk(s, ".eE"))
         strcat(s, ".0");
     put(e, s, strlen(s));
@@ -796,7 +1008,6 @@ static const luaL_Reg json_functions[] = {
 int luaopen_bbit_core_json(lua_State *L)
 {
     static const luaL_Reg no_methods[] = {{NULL, NULL}};
-    bbit_new_handle_type(L, TREE_MT, no_methods, tree_close);
     bbit_new_handle_type(L, ENCODER_MT, no_methods, encoder_close);
     luaL_newlib(L, json_functions); // [core.json]
     luaL_newmetatable(L, OBJECT_MT);

@@ -227,6 +227,266 @@ t.test("nesting: 1000 levels decode, 1001 is an error", function()
   t.eq(decode_error(objects), "<string>:1:5001: nesting deeper than 1000 levels")
 end)
 
+t.test("error messages and positions of the decoder, case by case", function()
+  local cases = {
+    -- structure
+    { "{1: 2}", "1:2: expected a string key or '}'" },
+    { '{"a": 1, b: 2}', "1:10: expected a string key after ',' (keys need double quotes)" },
+    { '{"a": 1, 2}', "1:10: expected a string key after ','" },
+    { '{"a":1,]', "1:8: expected a string key after ','" },
+    { "[}", "1:2: expected a value" },
+    { "{]", "1:2: expected a string key or '}'" },
+    { "[1,}", "1:4: expected a value" },
+    { "{\"a\": 'x'}", "1:7: expected a value (strings need double quotes, not single quotes)" },
+    { "{'a': 1}", "1:2: expected a string key or '}' (keys need double quotes)" },
+    { "[tru]", "1:2: expected a value (strings need double quotes; the literals are true, false and null)" },
+    { "[True]", "1:2: expected a value (strings need double quotes; the literals are true, false and null)" },
+    { "[NaN]", "1:2: expected a value (strings need double quotes; the literals are true, false and null)" },
+    { "{} {}", "1:4: trailing data after the JSON value" },
+    { "nulls", "1:5: trailing data after the JSON value" },
+    { "[1]]", "1:4: trailing data after the JSON value" },
+    { "1,", "1:2: trailing data after the JSON value" },
+    { "1,]", "1:2: trailing data after the JSON value" },
+    { "[\v1]", "1:2: expected a value" }, -- only space, tab, CR and LF are blanks
+    { "[\xC2\xA01]", "1:2: expected a value" },
+    { "\0", "1:1: expected a value" },
+    -- the end of the input
+    { "   ", "1:4: unexpected end of input" },
+    { '{"a":', "1:6: unexpected end of input" },
+    { '{"a"', "1:5: unexpected end of input" },
+    { "{", "1:2: unexpected end of input" },
+    { "[[]", "1:4: unexpected end of input" },
+    { "[1,\n", "2:1: unexpected end of input" },
+    { "-", "1:2: unexpected end of input" },
+    { "1.", "1:3: unexpected end of input" },
+    { "1e+", "1:4: unexpected end of input" },
+    -- strings
+    { '"abc', "1:1: unterminated string" },
+    { '["ab\ncd"]', "1:2: unterminated string" },
+    { '["ab\rcd"]', "1:2: unterminated string" },
+    { '"a\\', "1:1: unterminated string" },
+    { '["a\\\n"]', "1:2: unterminated string" },
+    { '"a\0b"', "1:3: control character in string (write it as \\u00XX)" },
+    { '"a\31b"', "1:3: control character in string (write it as \\u00XX)" },
+    { '"\\x"', "1:2: invalid escape '\\x' in string" },
+    { '"ab\\\xC3\xA9"', "1:4: invalid escape in string" },
+    { '"\\u12G4"', "1:2: invalid \\u escape (expected 4 hex digits)" },
+    { '"\\u0041\\u00"', "1:8: invalid \\u escape (expected 4 hex digits)" },
+    { '"\\U0041"', "1:2: invalid escape '\\U' in string" },
+    { '"\\uD800"', "1:2: unpaired surrogate in \\u escape" },
+    { '"\\uD800\\u0041"', "1:2: unpaired surrogate in \\u escape" },
+    { '"\\uD800\\uD800"', "1:2: unpaired surrogate in \\u escape" },
+    { '"x\\uDC00"', "1:3: unpaired surrogate in \\u escape" },
+    { '"' .. string.rep("x", 5000) .. '\\n\\q"', "1:5004: invalid escape '\\q' in string" },
+    -- numbers
+    { "01", "1:1: leading zeros are not allowed in numbers" },
+    { "[-00]", "1:2: leading zeros are not allowed in numbers" },
+    { "-a", "1:2: expected a digit after '-'" },
+    { "- 1", "1:2: expected a digit after '-'" },
+    { "-/**/1", "1:2: expected a digit after '-'" }, -- a comment is not allowed inside a number
+    { "1.e5", "1:3: expected a digit after '.' in a number" },
+    { "[1ex]", "1:4: expected a digit in the exponent of a number" },
+    { ".5", "1:1: expected a value" },
+    { "+1", "1:1: expected a value" },
+    { "0x10", "1:2: trailing data after the JSON value" },
+    { "[Infinity]", "1:2: expected a value (strings need double quotes; the literals are true, false and null)" },
+    { "[-Infinity]", "1:3: expected a digit after '-'" },
+    -- comments
+    { "// nothing", "1:11: unexpected end of input" },
+    { "/* x */", "1:8: unexpected end of input" },
+    { "{} /* never closed", "1:4: unterminated comment" },
+    { "[1] /*/", "1:5: unterminated comment" },
+    { '"/*" /* x *', "1:6: unterminated comment" },
+    { "1 / 2", "1:3: trailing data after the JSON value" },
+    { "[1 /]", "1:4: expected ',' or ']' after an array element" },
+    { "tr/**/ue", "1:1: expected a value (strings need double quotes; the literals are true, false and null)" },
+    { "[1/**/2]", "1:7: expected ',' or ']' after an array element" },
+    -- commas that are not trailing
+    { "[,]", "1:2: expected a value" },
+    { "[1,,]", "1:4: expected a value" },
+    { '{"a":,}', "1:6: expected a value" },
+    { "{,}", "1:2: expected a string key or '}'" },
+    { '{"a",}', "1:5: expected ':' after an object key" },
+    -- byte order mark
+    { "\xEF\xBB\xBF", "1:1: unexpected end of input" },
+    { "\xEF\xBB\xBF \xEF\xBB\xBF", "1:2: expected a value" },
+  }
+  for _, c in ipairs(cases) do
+    t.eq(decode_error(c[1]), "<string>:" .. c[2], ("%q"):format(c[1]))
+  end
+end)
+
+t.test("strict mode: comments and trailing commas anywhere", function()
+  local cases = {
+    { '{"a": 1,}', "1:9: expected a string key after ',' (trailing commas are not allowed in strict JSON)" },
+    { '{"a": 1, }', "1:10: expected a string key after ',' (trailing commas are not allowed in strict JSON)" },
+    { "[[1,]]", "1:5: expected a value after ',' (trailing commas are not allowed in strict JSON)" },
+    { "[1 /* c */]", "1:4: comments are not allowed in strict JSON" },
+    { "[1, // c\n2]", "1:5: comments are not allowed in strict JSON" },
+    { '{"a" /* c */: 1}', "1:6: comments are not allowed in strict JSON" },
+    { '{"a": 1} // end', "1:10: comments are not allowed in strict JSON" },
+    { "/* c", "1:1: comments are not allowed in strict JSON" },
+    { "1 / 2", "1:3: trailing data after the JSON value" },
+  }
+  for _, c in ipairs(cases) do
+    t.eq(decode_error(c[1], { strict = true }), "<string>:" .. c[2], ("%q"):format(c[1]))
+  end
+  -- without strict the same inputs decode
+  t.eq(json.decode('{"a": 1, }'), { a = 1 })
+  t.eq(json.decode("[[1,]]"), { { 1 } })
+  t.eq(json.decode("[1 /* c */]"), { 1 })
+  t.eq(json.decode('{"a" /* c */: 1}'), { a = 1 })
+  t.eq(json.decode('{"a": 1} // end'), { a = 1 })
+end)
+
+t.test("JSONC edge cases: comments at the ends, nested trailing commas", function()
+  t.eq(json.decode('{"a": 1} // end'), { a = 1 })
+  t.eq(json.decode('{"a": 1} // end\n'), { a = 1 })
+  t.eq(json.decode('{"a": 1} /* end */'), { a = 1 })
+  t.eq(json.decode("[1] //"), { 1 })
+  t.eq(json.decode("/**/1/***/"), 1)
+  t.eq(json.decode("/* a */ /* b */ // c\n // d\n 1 // e\n /* f */"), 1)
+  t.eq(json.decode("1 //x\r\n"), 1)
+  t.eq(json.decode("[1 // a /* b\n]"), { 1 })
+  t.eq(json.decode("/* a\n * b */ [\n 1, /* ] */ 2 /* , */\n]"), { 1, 2 })
+  t.eq(json.decode('{"a"/**/:/**/1/**/,/**/"b"//\n:2}'), { a = 1, b = 2 })
+  t.eq(json.decode('\xEF\xBB\xBF// c\n[1]'), { 1 })
+  -- nested trailing commas
+  local v = json.decode('[[1,],{"a":[],},]')
+  t.eq(v, { { 1 }, { a = {} } })
+  t.eq(getmetatable(v[2].a), json.array_mt)
+  t.eq(json.decode('{"a": {"b": [1, [2,],],},}'), { a = { b = { 1, { 2 } } } })
+  t.eq(json.decode("[1, /* x */ ]"), { 1 })
+  t.eq(json.decode("[1, // x\n]"), { 1 })
+  t.eq(json.decode('{"a": 1 ,\n}'), { a = 1 })
+  t.eq(json.decode('["s",\r\n]'), { "s" })
+  -- comment-like text in strings and keys is text
+  t.eq(json.decode('{"//k": "/*v*/"}'), { ["//k"] = "/*v*/" })
+end)
+
+t.test("the first error in the text is the one reported", function()
+  -- a duplicate key before a syntax error
+  t.eq(decode_error('{"a": 1, "a": 2, oops}'), '<string>:1:10: duplicate key "a"')
+  t.eq(decode_error('{"a": 1, "a" 2}'), '<string>:1:10: duplicate key "a"')
+  -- a syntax error before an unterminated comment
+  t.eq(decode_error("[1 2] /* x"), "<string>:1:4: expected ',' or ']' after an array element")
+end)
+
+t.test("error positions in deep nesting", function()
+  local text = string.rep("[\n", 600) .. "  1 2" .. string.rep("]", 600)
+  t.eq(decode_error(text), "<string>:601:5: expected ',' or ']' after an array element")
+  text = string.rep('{"a":\n', 300) .. '  {"b": 1, "b": 2}' .. string.rep("}", 300)
+  t.eq(decode_error(text), '<string>:301:12: duplicate key "b"')
+  text = string.rep("[", 999) .. "[1,,]" .. string.rep("]", 999)
+  t.eq(decode_error(text), "<string>:1:1003: expected a value")
+  text = string.rep('{"a": [\n', 500) .. '  {"b": 0}' .. string.rep("]}", 500)
+  t.eq(decode_error(text), "<string>:501:3: nesting deeper than 1000 levels")
+  t.eq(decode_error(string.rep("[", 5000)), "<string>:1:1001: nesting deeper than 1000 levels")
+  t.eq(decode_error(string.rep("[", 1000)), "<string>:1:1001: unexpected end of input")
+  local v = json.decode(string.rep('{"a":[', 500) .. "0" .. string.rep("]}", 500))
+  for _ = 1, 500 do
+    t.eq(getmetatable(v), json.object_mt)
+    v = v.a
+    t.eq(getmetatable(v), json.array_mt)
+    v = v[1]
+  end
+  t.eq(v, 0)
+end)
+
+t.test("numbers: -0, huge integers, overflow and underflow", function()
+  t.eq(math.type(json.decode("-0")), "integer") -- an integer: Lua integers have no -0
+  t.eq(json.decode("-0"), 0)
+  local z = json.decode("-0.0")
+  t.eq(math.type(z), "float")
+  t.eq(1 / z, -math.huge)
+  t.eq(1 / json.decode("-0e0"), -math.huge)
+  t.eq(math.type(json.decode("0")), "integer")
+  t.eq(math.type(json.decode("0e0")), "float")
+  t.eq(json.decode("1E+2"), 100.0)
+  t.eq(json.decode("1e-2"), 0.01)
+  t.eq(json.decode("0.1"), 0.1)
+  t.eq(json.decode("1.7976931348623157e308"), 1.7976931348623157e308)
+  -- beyond the range of a double: infinity (as strtod); underflow: 0
+  t.eq(json.decode("1e400"), math.huge)
+  t.eq(json.decode("-1e400"), -math.huge)
+  t.eq(json.decode("[1e999999999999999999999]")[1], math.huge)
+  t.eq(json.decode("1e-400"), 0.0)
+  t.eq(json.decode("5e-324"), 5e-324)
+  -- integers: int64 exactly, floats beyond, whatever the length
+  t.eq(json.decode("18446744073709551615"), 18446744073709551615.0)
+  t.eq(math.type(json.decode("18446744073709551616")), "float")
+  t.eq(json.decode("-9223372036854775807"), -9223372036854775807)
+  t.eq(math.type(json.decode("-9223372036854775807")), "integer")
+  t.eq(math.type(json.decode("9223372036854775807.0")), "float")
+  t.eq(math.type(json.decode("1e2")), "float")
+  t.eq(json.decode("[" .. string.rep("9", 400) .. "]")[1], 1e400)
+  t.eq(json.decode("-" .. string.rep("9", 400)), -math.huge)
+  t.eq(json.decode("0." .. string.rep("0", 400) .. "1"), 0.0)
+  t.eq(json.decode("1" .. string.rep("0", 300) .. ".5e-300"), 1.0)
+end)
+
+-- A comma-decimal locale is generated into a temp folder (LOCPATH) and a
+-- child bbit switches to it: decode and encode must still use '.'.
+t.test("numbers decode and encode whatever the locale's decimal point", function()
+  local proc = require("bbit.proc")
+  local bbit = os.getenv("BBIT") or require("bbit.core.host").exe()
+  assert(require("bbit.fs").exists("/usr/share/i18n/locales/de_DE"),
+    "the de_DE locale source is missing: apt-get install locales (tools/setup-debian does)")
+  local dir = t.tmpdir()
+  proc.run({ "localedef", "-i", "de_DE", "-f", "UTF-8", dir .. "/de_DE.UTF-8" }, { check = true })
+  t.write(dir .. "/check.lua", [[
+    local json = require("bbit.json")
+    assert(os.setlocale("de_DE.UTF-8", "numeric"), "cannot switch to de_DE")
+    assert(tostring(1.5) == "1,5", "the locale has no comma decimal point")
+    local v = json.decode("[1.5, -2.25e2, 7, 0.]] .. string.rep("5", 80) .. [[]")
+    assert(v[1] == 1.5 and v[2] == -225.0 and v[3] == 7 and v[4] == 0.5555555555555556, "decode")
+    local text = json.encode({ 1.5, 0.1, 2.0, -3.25e-7 })
+    assert(text == "[1.5,0.1,2.0,-3.25e-07]", "encode gave " .. text)
+    print("ok")
+  ]])
+  local r = proc.run({ bbit, "run", dir .. "/check.lua" }, { env = { LOCPATH = dir } })
+  t.eq(r.stdout .. r.stderr, "ok\n")
+end)
+
+t.test("strings: long, escaped, raw bytes; empty keys", function()
+  local long = string.rep("abc", 100000)
+  t.eq(json.decode('"' .. long .. '"'), long)
+  t.eq(json.decode('"' .. long .. '\\n"'), long .. "\n")
+  t.eq(json.decode('"\\n' .. long .. '"'), "\n" .. long)
+  t.eq(json.decode(string.rep('"\\"', 1) .. string.rep("\\\\", 1000) .. '"'), '"' .. string.rep("\\", 1000))
+  t.eq(json.decode([["\uDBFF\uDFFF"]]), "\xF4\x8F\xBF\xBF")
+  t.eq(json.decode([["\u007f\u0080\u07FF\u0800\uFFFF"]]), "\x7f\xC2\x80\xDF\xBF\xE0\xA0\x80\xEF\xBF\xBF")
+  t.eq(json.decode('"\xff\xfe"'), "\xff\xfe") -- bytes are kept as they are
+  t.eq(json.decode('{"": 1}')[""], 1)
+  t.eq(decode_error('{"": 1, "": 2}'), '<string>:1:9: duplicate key ""')
+  local k = string.rep("k", 100)
+  t.eq(decode_error('{"' .. k .. '": 1, "' .. k .. '": 2}'),
+    '<string>:1:109: duplicate key "' .. string.rep("k", 60) .. '..."')
+  t.eq(decode_error('{"a\\u0000": 1, "a\\u0000": 2}'), '<string>:1:16: duplicate key "a\\u0000"')
+  t.eq(json.decode('{"a": 1, "a\\u0000": 2}')["a\0"], 2)
+end)
+
+t.test("large documents", function()
+  local parts = {}
+  for i = 1, 20000 do
+    parts[i] = ('"c%05d": {"head": "0.0.%d", "n": %d, "f": %d.5, "tags": ["x", null, true, false], "e": {}}')
+      :format(i, i, i, i)
+  end
+  local text = "{\n" .. table.concat(parts, ",\n") .. ",\n}\n"
+  local v = json.decode(text)
+  local n = 0
+  for _ in pairs(v) do
+    n = n + 1
+  end
+  t.eq(n, 20000)
+  t.eq(v.c12345.head, "0.0.12345")
+  t.eq(v.c12345.n, 12345)
+  t.eq(v.c12345.f, 12345.5)
+  t.eq(v.c20000.tags, { "x", json.null, true, false })
+  t.eq(getmetatable(v.c00001.e), json.object_mt)
+  t.eq(json.decode(json.encode(v)), v)
+end)
+
 t.test("decode misuse raises", function()
   t.raises(function()
     json.decode(42)
