@@ -1,9 +1,13 @@
 /* bbit's entry point: a Lua state with the stdlib, then bbit._cli.main(args),
  * whose return value is the exit code (SPEC §3). */
 #include <locale.h>
+#include <malloc.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "bbit/host.h"
 #include "bbit/luax.h"
@@ -38,8 +42,29 @@ static int traceback(lua_State *L)
     return 1;
 }
 
+/* A command touches tens of MB of Lua tables once (a 10,000-component
+ * workspace): page faults were a fifth of its time. The heap grows in big
+ * steps and is marked for transparent huge pages (where the kernel allows
+ * them: "madvise" mode), so it faults in 2 MiB at a time, not 4 KiB. */
+static void heap_setup(void)
+{
+    enum { RESERVE = 30 << 20 };
+    mallopt(M_MMAP_THRESHOLD, 32 << 20); /* big buffers come from the heap too */
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);  /* and freed memory stays there */
+    char *p = malloc(RESERVE);            /* extends the heap; only touched pages count */
+    char *end = sbrk(0);
+    long page = sysconf(_SC_PAGESIZE);
+    if (p && page > 0 && end != (char *)-1) {
+        char *start = (char *)(((uintptr_t)p + (uintptr_t)page - 1) & ~((uintptr_t)page - 1));
+        if (start < end)
+            madvise(start, (size_t)(end - start), MADV_HUGEPAGE);
+    }
+    free(p);
+}
+
 int main(int argc, char **argv)
 {
+    heap_setup();
     // LC_CTYPE only: libarchive's pax writer needs UTF-8; cJSON needs the C
     // numeric locale (NOTES-deps).
     setlocale(LC_CTYPE, "C.UTF-8");

@@ -408,6 +408,7 @@ export:step("prepare", function(ctx)
   end
   ctx.journal = j
   ws.scope:journal_write(JOURNAL, j)
+  local changed = false
   for i, url in ipairs(ctx.server_urls) do
     local server = ctx.servers[url]
     local body = {}
@@ -427,8 +428,11 @@ export:step("prepare", function(ctx)
       error(result, 0)
     end
     j.servers[i].txn = result.id or j.id
+    changed = changed or j.servers[i].txn ~= j.id
   end
-  ws.scope:journal_write(JOURNAL, j)
+  if changed then -- a server chose its own id: the journal must know it
+    ws.scope:journal_write(JOURNAL, j)
+  end
   fault.point("export:after-prepare")
 end)
 

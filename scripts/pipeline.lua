@@ -140,36 +140,27 @@ local function cache_key(task, comp, deps, version_sensitive, version)
   }))
 end
 
--- The task cache: one file, `<scope>/cache/tasks.json`, read once and written
--- once per run: { run = N, entries = { [key] = { artifacts = {...}, run = N } } }.
--- Entries unused for CACHE_KEEP_RUNS runs are dropped when it is written.
-local CACHE_KEEP_RUNS = 20
+-- The task cache: a `bbit.shards` map in `<scope>/cache/tasks/` (only the
+-- shards of the keys a run looks at are read, only changed ones written):
+-- key -> { artifacts = {...}, day = D }, D the day it was last used (days
+-- since the epoch). A shard being written drops entries unused for
+-- CACHE_KEEP_DAYS.
+local CACHE_KEEP_DAYS = 30
 
-local function cache_file(ws)
-  return ws.scope.dir .. "/cache/tasks.json"
+local function today()
+  return os.time() // 86400
 end
 
 local function load_cache(ws)
-  local text = fs.try_read(cache_file(ws))
-  local ok, cache = pcall(function()
-    return text and json.decode(text, { name = cache_file(ws) })
-  end)
-  if not ok or type(cache) ~= "table" or type(cache.entries) ~= "table" then
-    cache = { run = 0, entries = {} } -- a damaged cache is only a cache
-  end
-  cache.run = (tonumber(cache.run) or 0) + 1
-  return cache
+  fs.try_remove(ws.scope.dir .. "/cache/tasks.json") -- the one-file cache of earlier versions
+  return require("bbit.shards").open(ws.scope.dir .. "/cache/tasks")
 end
 
-local function save_cache(ws, cache)
-  local kept = {}
-  for key, entry in pairs(cache.entries) do
-    if type(entry) == "table" and (tonumber(entry.run) or 0) > cache.run - CACHE_KEEP_RUNS then
-      kept[key] = entry
-    end
-  end
-  fs.mkdir(ws.scope.dir .. "/cache")
-  fs.write(cache_file(ws), json.encode({ run = cache.run, entries = json.object(kept) }), { fsync = false })
+local function save_cache(cache)
+  local oldest = today() - CACHE_KEEP_DAYS
+  cache:save(function(_, entry)
+    return type(entry) == "table" and (tonumber(entry.day) or 0) >= oldest
+  end)
 end
 
 -- An artifact's recipe (see add_artifact), checked and made JSON-ready:
@@ -207,14 +198,17 @@ local function run_task(task, comp, ws, opts, deps)
   local key = cache_key(task, comp, deps, version_sensitive, opts.versions and opts.versions[comp.id])
   local cache = opts.cache
   if cacheable and not opts.no_cache then
-    local entry = cache.entries[key]
+    local entry = cache:get(key)
     if type(entry) == "table" then
       local all_present = true
       for _, a in pairs(entry.artifacts or {}) do
         all_present = all_present and ws.scope.store:has(a.blob)
       end
       if all_present then
-        entry.run = cache.run
+        if entry.day ~= today() then
+          entry.day = today()
+          cache:set(key, entry)
+        end
         return { artifacts = entry.artifacts or {}, cached = true, output = "" }
       end
     end
@@ -308,7 +302,7 @@ local function run_task(task, comp, ws, opts, deps)
     error(err, 0)
   end
   if cacheable then
-    cache.entries[key] = { artifacts = json.object(artifacts), run = cache.run }
+    cache:set(key, { artifacts = json.object(artifacts), day = today() })
   end
   return { artifacts = artifacts, cached = false, output = text }
 end
@@ -422,7 +416,7 @@ function M.run(ids, analysis, ws, opts)
   progress:done()
   -- the results of the tasks that succeeded stay valid even when another failed
   if not errors.is_interrupt(err) then
-    save_cache(ws, opts.cache)
+    save_cache(opts.cache)
   end
   if not ok then
     error(err, 0)

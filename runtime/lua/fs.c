@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -563,34 +564,53 @@ static int walk_entry(struct walk_state *w, int dfd, const char *name, unsigned 
     return walk_dir(w, fd, len, depth + 1);
 }
 
-/* Visits the directory open as fd (takes ownership), at relative path w->rel[0..rel_len). */
+/* A directory entry as the getdents64 system call returns it. */
+struct dirent64_raw {
+    uint64_t d_ino;
+    int64_t d_off;
+    unsigned short d_reclen;
+    unsigned char d_type;
+    char d_name[];
+};
+
+enum { DIRENT_BUF = 32 * 1024 };
+
+/* Visits the directory open as fd (takes ownership), at relative path
+ * w->rel[0..rel_len). Reads it with getdents64 directly: opendir/readdir
+ * cost three more system calls per directory (fcntl twice, fstat), a
+ * quarter of a scan of many small component folders. */
 static int walk_dir(struct walk_state *w, int fd, size_t rel_len, int depth)
 {
-    DIR *d = fdopendir(fd);
-    if (!d) {
-        int e = errno;
+    char *buf = malloc(DIRENT_BUF);
+    if (!buf) {
         close(fd);
-        return walk_fail(w, e);
+        return walk_fail(w, ENOMEM);
     }
     int r = 0;
     for (;;) {
-        errno = 0;
-        struct dirent *de = readdir(d);
-        if (!de) {
-            if (errno)
+        long n = syscall(SYS_getdents64, fd, buf, DIRENT_BUF);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            if (n < 0)
                 r = walk_fail(w, errno);
             break;
         }
-        const char *n = de->d_name;
-        if (n[0] == '.' && (n[1] == '\0' || (n[1] == '.' && n[2] == '\0')))
-            continue;
-        if (walk_entry(w, dirfd(d), n, de->d_type, rel_len, depth) != 0) {
-            r = -1;
-            break;
+        for (long off = 0; off < n && r == 0;) {
+            struct dirent64_raw *de = (struct dirent64_raw *)(void *)(buf + off);
+            off += de->d_reclen;
+            const char *name = de->d_name;
+            if (name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0')))
+                continue;
+            if (walk_entry(w, fd, name, de->d_type, rel_len, depth) != 0)
+                r = -1;
+            w->rel[rel_len] = '\0';
         }
-        w->rel[rel_len] = '\0';
+        if (r != 0)
+            break;
     }
-    closedir(d);
+    free(buf);
+    close(fd);
     return r;
 }
 
@@ -1062,6 +1082,22 @@ static int fs_realpath(lua_State *L)
     return 1;
 }
 
+// true = core.fs.sync(path): syncfs() of the filesystem holding path | nil, err
+static int fs_sync(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return fail_path(L, "sync", path, errno);
+    int rc = syncfs(fd);
+    int e = errno;
+    close(fd);
+    if (rc != 0)
+        return fail_path(L, "sync", path, e);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 // true = core.fs.chmod(path, mode)
 static int fs_chmod(lua_State *L)
 {
@@ -1296,6 +1332,7 @@ int luaopen_bbit_core_fs(lua_State *L)
         {"walk", fs_walk},
         {"walk_digest", fs_walk_digest},
         {"walk_digests", fs_walk_digests},
+        {"sync", fs_sync},
         {"mkdir", fs_mkdir},
         {"remove", fs_remove},
         {"rename", fs_rename},

@@ -62,10 +62,12 @@ function M.analyze(ws)
     end
     local ref = ws.scope:component(id)
     comp.ref = ref
-    comp.versions = ref and localscope.versions_of(ref) or {}
-    comp.staged = ref and localscope.staged_of(ref) or {}
-    comp.head = ref and ref.head or nil
-    comp.exported_head = ref and localscope.exported_head(ref) or nil
+    if ref then
+      comp.versions, comp.staged, comp.exported_head = localscope.summary(ref)
+      comp.head = ref.head
+    else
+      comp.versions, comp.staged = {}, {}
+    end
     if not comp.head then
       comp.status = "new"
     elseif comp.tree and ref.versions[comp.head] and ref.versions[comp.head].tree ~= comp.tree then

@@ -87,11 +87,6 @@ function Scope:refs()
   return self._refs
 end
 
---- Writes the refs atomically (fsynced: they make objects reachable).
-function Scope:save_refs()
-  fs.write(self.dir .. "/refs.json", json.encode(self:refs(), { pretty = true }))
-end
-
 --- The ref of component `id`, or nil.
 ---@param id string
 ---@return table|nil
@@ -110,29 +105,37 @@ function M.versions_of(ref)
   return semver.sort(list)
 end
 
+--- A ref's versions (ascending), its staged ones (tagged, never exported)
+--- and its newest exported version (or nil), sorting once.
+---@param ref table
+---@return string[] versions
+---@return string[] staged
+---@return string|nil exported_head
+function M.summary(ref)
+  local versions, staged, head = M.versions_of(ref), {}, nil
+  for _, v in ipairs(versions) do
+    if ref.versions[v].exported then
+      head = v
+    else
+      staged[#staged + 1] = v
+    end
+  end
+  return versions, staged, head
+end
+
 --- The staged (tagged, never exported) versions of a ref, ascending.
 ---@param ref table
 ---@return string[]
 function M.staged_of(ref)
-  local out = {}
-  for _, v in ipairs(M.versions_of(ref)) do
-    if not ref.versions[v].exported then
-      out[#out + 1] = v
-    end
-  end
-  return out
+  local _, staged = M.summary(ref)
+  return staged
 end
 
 --- The newest exported version of a ref, or nil.
 ---@param ref table
 ---@return string|nil
 function M.exported_head(ref)
-  local head
-  for _, v in ipairs(M.versions_of(ref)) do
-    if ref.versions[v].exported then
-      head = v
-    end
-  end
+  local _, _, head = M.summary(ref)
   return head
 end
 
@@ -150,37 +153,35 @@ function Scope:read_version(id)
   return json.decode(self.store:get(id), { name = "version object " .. id })
 end
 
---- The stat cache (see Workspace:scan): `index.json` = { format = 3,
+--- The stat cache (see Workspace:scan): `index.json` = { format = 4,
 --- components = { [id] = { sig, main, root, tree, issues } }, deps_key, deps = { [id] =
---- { key, deps, unknown } } }, and the file lists in `index-files.json`
---- ({ [id] = packed list }), read only when a file list is needed.
+--- { key, deps, unknown } } }, and the file lists in `index-files/` (a
+--- `bbit.shards` map: id -> packed list), read only when a file list is needed.
 ---@return table
 function Scope:index()
   if not self._index then
     local ok, index = pcall(read_json, self.dir .. "/index.json", nil)
     -- A damaged or older stat cache is only a cache: start over.
-    if not ok or type(index) ~= "table" or index.format ~= 3 then
-      index = { format = 3, components = {}, deps = {} }
+    if not ok or type(index) ~= "table" or index.format ~= 4 then
+      index = { format = 4, components = {}, deps = {} }
+      fs.try_remove(self.dir .. "/index-files.json") -- format 3 kept the lists there
     end
     self._index = index
   end
   return self._index
 end
 
---- The cached file lists of the stat cache (see `index`).
+--- The cached file lists of the stat cache (see `index`): `:get(id)`, `:set(id, packed)`.
 ---@return table
 function Scope:index_files()
-  if not self._index_files then
-    local ok, files = pcall(read_json, self.dir .. "/index-files.json", nil)
-    self._index_files = ok and type(files) == "table" and files or {}
-  end
+  self._index_files = self._index_files or require("bbit.shards").open(self.dir .. "/index-files")
   return self._index_files
 end
 
 --- Writes the stat cache (no fsync: losing it only costs re-hashing).
 function Scope:save_index()
   if self._index_files then
-    fs.write(self.dir .. "/index-files.json", json.encode(json.object(self._index_files)), { fsync = false })
+    self._index_files:save()
   end
   fs.write(self.dir .. "/index.json", json.encode(self:index()), { fsync = false })
 end
@@ -190,12 +191,14 @@ end
 -- finds a journal re-applies it (roll forward), so an interrupted tag or
 -- export leaves `.bitmap` either old or new, never half.
 
---- Writes the journal entry `name` (e.g. "tag") with `data`.
+--- Writes the journal entry `name` (e.g. "tag") with `data` (fsynced unless
+--- `opts.fsync` is false: see `fs.write`).
 ---@param name string
 ---@param data table
-function Scope:journal_write(name, data)
+---@param opts? {fsync?: boolean}
+function Scope:journal_write(name, data, opts)
   fs.mkdir(self.dir .. "/journal")
-  fs.write(self.dir .. "/journal/" .. name .. ".json", json.encode(data))
+  fs.write(self.dir .. "/journal/" .. name .. ".json", json.encode(data), opts)
 end
 
 --- Removes the journal entry `name`.

@@ -13,6 +13,8 @@
 ---   * or start from `base()` (the script it overrides) and change it:
 ---       local tag = base(); tag:override("store", function(original, ctx) ... end); return tag
 local errors = require("bbit.errors")
+local clock = require("bbit.term").clock
+local log = require("bbit.log")
 
 local M = {}
 
@@ -117,9 +119,11 @@ function Workflow:run(ctx)
     if ctx.stop then
       break
     end
+    local started = clock()
     run_hooks(self, "before_" .. s.name, ctx)
     s.fn(ctx)
     run_hooks(self, "after_" .. s.name, ctx)
+    log.debug("%s: step %s took %.1f ms", self.name, s.name, (clock() - started) * 1000)
   end
   if not ctx.stop then
     run_hooks(self, "after_" .. self.name, ctx)

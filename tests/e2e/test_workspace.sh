@@ -226,7 +226,8 @@ expect_out_jv 'd.components[1].scopeReason' 'variant "components/ui"'
 expect_out_jv 'table.concat(d.components[1].dependencies, ",")' "ui/theme,utils/format"
 expect_out_jv 'd.components[3].scopeReason' 'variant "components/utils"'
 [ -f .git/bit/index.json ] || fail "no stat cache in .git/bit/index.json"
-expect_jv .git/bit/index-files.json 'd["ui/theme"]:match("^index.js\t644\t%d+\t(%x+)$")' \
+shard=.git/bit/index-files/$(printf %s ui/theme | sha256sum | cut -c1-2).json
+expect_jv "$shard" 'd["ui/theme"]:match("^index.js\t644\t%d+\t(%x+)$")' \
   "$(sha256sum components/ui/theme/index.js | cut -d' ' -f1)"
 ok "status: new components with target scopes; --json with reasons and dependencies; stat cache written"
 
