@@ -566,4 +566,79 @@ t.test("path.safe_relative and check_relative", function()
 end)
 
 fs.remove(root, { recursive = true })
+t.test("walk_digest: changes with any entry's name, size, mode or content; ignores what walk ignores", function()
+  local d = dir()
+  fs.mkdir(d .. "/sub")
+  put(d .. "/a.js", "a")
+  put(d .. "/sub/b.js", "bb")
+  fs.mkdir(d .. "/node_modules")
+  put(d .. "/node_modules/x.js", "x")
+  local opts = { ignore = { "node_modules" } }
+  local first, count, unstable = fs.walk_digest(d, opts, 0)
+  t.eq(#first, 64)
+  t.eq(count, 2)
+  t.eq(unstable, true, "everything is newer than recent_ns = 0")
+  local _, _, stable = fs.walk_digest(d, opts)
+  t.eq(stable, false)
+  t.eq(fs.walk_digest(d, opts), first, "same folder, same digest")
+  put(d .. "/node_modules/y.js", "y")
+  t.eq(fs.walk_digest(d, opts), first, "an ignored file changes nothing")
+  put(d .. "/sub/b.js", "bbb")
+  local resized = fs.walk_digest(d, opts)
+  t.ok(resized ~= first, "a size change shows")
+  fs.chmod(d .. "/a.js", "755")
+  local chmodded = fs.walk_digest(d, opts)
+  t.ok(chmodded ~= resized, "a mode change shows")
+  fs.rename(d .. "/a.js", d .. "/c.js")
+  t.ok(fs.walk_digest(d, opts) ~= chmodded, "a rename shows")
+  t.raises(function()
+    fs.walk_digest(d .. "/missing")
+  end, "fs.walk_digest: " .. d .. "/missing")
+end)
+
+t.test("walk_digests: the same digests as walk_digest, on threads; false for what is not a plain folder", function()
+  local d = dir()
+  local roots = {}
+  for i = 1, 300 do -- enough for several worker threads
+    local r = ("%s/c%03d"):format(d, i)
+    fs.mkdir(r .. "/lib")
+    put(r .. "/index.js", ("x"):rep(i))
+    put(r .. "/lib/util.js", tostring(i))
+    roots[#roots + 1] = r
+  end
+  put(d .. "/file", "not a folder")
+  fs.symlink(roots[1], d .. "/link")
+  roots[#roots + 1] = d .. "/missing"
+  roots[#roots + 1] = d .. "/file"
+  roots[#roots + 1] = d .. "/link"
+  local opts = { ignore = { "node_modules" } }
+  local digests, unstable = fs.walk_digests(roots, opts)
+  t.eq(#digests, 303)
+  for i = 1, 300 do
+    t.eq(digests[i], (fs.walk_digest(roots[i], opts)), roots[i])
+    t.eq(unstable[i], nil)
+  end
+  t.eq(digests[301], false, "missing")
+  t.eq(digests[302], false, "a file")
+  t.eq(digests[303], false, "a symlink to a folder is left to walk_digest (it follows it)")
+  local _, all_unstable = fs.walk_digests({ roots[1], roots[2] }, opts, 0)
+  t.eq(all_unstable[1], true)
+  t.eq(all_unstable[2], true)
+  t.eq(#fs.walk_digests({}, opts), 0)
+  t.raises(function()
+    fs.walk_digests({ roots[1], 42 })
+  end, "root #2 is not a string")
+end)
+
+t.test("sync flushes the filesystem of a path; a missing path is named", function()
+  local d = dir()
+  fs.write(d .. "/f", "data", { fsync = false })
+  fs.sync(d .. "/f")
+  t.eq(fs.read(d .. "/f"), "data")
+  t.raises(function()
+    fs.sync(d .. "/missing")
+  end, "fs.sync: " .. d .. "/missing")
+end)
+
+
 t.done()
