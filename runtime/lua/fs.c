@@ -1082,22 +1082,6 @@ static int fs_realpath(lua_State *L)
     return 1;
 }
 
-// true = core.fs.sync(path): syncfs() of the filesystem holding path | nil, err
-static int fs_sync(lua_State *L)
-{
-    const char *path = luaL_checkstring(L, 1);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return fail_path(L, "sync", path, errno);
-    int rc = syncfs(fd);
-    int e = errno;
-    close(fd);
-    if (rc != 0)
-        return fail_path(L, "sync", path, e);
-    lua_pushboolean(L, 1);
-    return 1;
-}
-
 // true = core.fs.chmod(path, mode)
 static int fs_chmod(lua_State *L)
 {
@@ -1332,7 +1316,6 @@ int luaopen_bbit_core_fs(lua_State *L)
         {"walk", fs_walk},
         {"walk_digest", fs_walk_digest},
         {"walk_digests", fs_walk_digests},
-        {"sync", fs_sync},
         {"mkdir", fs_mkdir},
         {"remove", fs_remove},
         {"rename", fs_rename},

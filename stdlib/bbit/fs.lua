@@ -403,17 +403,6 @@ function M.try_realpath(path)
   return core.realpath(path)
 end
 
---- Flushes everything written to the filesystem holding `path` to disk
---- (syncfs): file contents, new files and renames. One call makes a batch of
---- writes done with `fsync = false` durable. Raises "fs.sync: PATH: reason".
----@param path string any file or folder on that filesystem
-function M.sync(path)
-  local ok, err = core.sync(path)
-  if not ok then
-    errors.fail(err)
-  end
-end
-
 --- Sets the permission bits of `path` (following symlinks).
 --- Raises "fs.chmod: PATH: reason".
 ---@param path string

@@ -191,14 +191,12 @@ end
 -- finds a journal re-applies it (roll forward), so an interrupted tag or
 -- export leaves `.bitmap` either old or new, never half.
 
---- Writes the journal entry `name` (e.g. "tag") with `data` (fsynced unless
---- `opts.fsync` is false: see `fs.write`).
+--- Writes the journal entry `name` (e.g. "tag") with `data` (fsynced).
 ---@param name string
 ---@param data table
----@param opts? {fsync?: boolean}
-function Scope:journal_write(name, data, opts)
+function Scope:journal_write(name, data)
   fs.mkdir(self.dir .. "/journal")
-  fs.write(self.dir .. "/journal/" .. name .. ".json", json.encode(data), opts)
+  fs.write(self.dir .. "/journal/" .. name .. ".json", json.encode(data))
 end
 
 --- Removes the journal entry `name`.

@@ -101,15 +101,10 @@ end
 
 -- The journal records the new refs and .bitmap before either is written, so
 -- an interrupted command is finished by the next one (roll forward).
--- Durability costs two syncfs calls, not an fsync per file: the first makes
--- the journal and every object the new refs name durable, the second the
--- refs and .bitmap, before the journal goes (if its removal is lost in a
--- crash, applying it again is harmless).
 local function apply_journal(ws, name, j)
-  fs.write(ws.scope.dir .. "/refs.json", j.refs, { fsync = false })
+  fs.write(ws.scope.dir .. "/refs.json", j.refs)
   fault.point(name .. ":after-refs")
-  fs.write(ws.root .. "/.bitmap", j.bitmap, { fsync = false })
-  fs.sync(ws.root)
+  fs.write(ws.root .. "/.bitmap", j.bitmap)
   ws.scope:journal_clear(name)
   ws.scope._refs = nil
 end
@@ -132,8 +127,7 @@ function Workspace:commit_changes(name)
     refs = json.encode(self.scope:refs(), { pretty = true }),
     bitmap = self.bitmap:encode(),
   }
-  self.scope:journal_write(name, j, { fsync = false })
-  fs.sync(self.scope.dir)
+  self.scope:journal_write(name, j)
   fault.point(name .. ":after-journal")
   apply_journal(self, name, j)
 end

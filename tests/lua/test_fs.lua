@@ -630,15 +630,4 @@ t.test("walk_digests: the same digests as walk_digest, on threads; false for wha
   end, "root #2 is not a string")
 end)
 
-t.test("sync flushes the filesystem of a path; a missing path is named", function()
-  local d = dir()
-  fs.write(d .. "/f", "data", { fsync = false })
-  fs.sync(d .. "/f")
-  t.eq(fs.read(d .. "/f"), "data")
-  t.raises(function()
-    fs.sync(d .. "/missing")
-  end, "fs.sync: " .. d .. "/missing")
-end)
-
-
 t.done()
