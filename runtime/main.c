@@ -62,6 +62,41 @@ static void heap_setup(void)
     free(p);
 }
 
+/* Lua's allocator, except that once the command is done and the state is
+ * being closed, memory is not freed one object at a time (~10% of a short
+ * command at 10,000 components): finalizers still run, the process exit
+ * returns the memory. Sanitizer builds free everything (leak checks). */
+static int g_exiting;
+
+#if defined(__SANITIZE_ADDRESS__)
+#define BBIT_FREE_AT_EXIT 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define BBIT_FREE_AT_EXIT 1
+#endif
+#endif
+
+static void *lua_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    (void)ud;
+    (void)osize;
+    if (nsize == 0) {
+#ifndef BBIT_FREE_AT_EXIT
+        if (!g_exiting)
+#endif
+            free(ptr);
+        return NULL;
+    }
+    return realloc(ptr, nsize);
+}
+
+static int on_panic(lua_State *L)
+{
+    const char *msg = lua_tostring(L, -1);
+    fprintf(stderr, "bbit: internal error, please report: %s\n", msg ? msg : "(no message)");
+    return 0; /* abort() follows */
+}
+
 int main(int argc, char **argv)
 {
     heap_setup();
@@ -70,7 +105,9 @@ int main(int argc, char **argv)
     setlocale(LC_CTYPE, "C.UTF-8");
     signal(SIGPIPE, SIG_IGN);
 
-    lua_State *L = luaL_newstate();
+    lua_State *L = lua_newstate(lua_alloc, NULL);
+    if (L)
+        lua_atpanic(L, on_panic);
     if (!L) {
         fputs("bbit: out of memory\n", stderr);
         return EXIT_INTERNAL;
@@ -99,6 +136,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "bbit: internal error, please report:\n%s\n", lua_tostring(L, -1));
     }
     fflush(stdout);
+    g_exiting = 1;
     lua_close(L);
     return code;
 }

@@ -788,8 +788,16 @@ static int fs_walk_digest(lua_State *L)
 
 /* ---- many digests at once, on worker threads ------------------------------ */
 
-/* The shared job of walk_digests: workers take roots by index from `next`. */
-struct digest_batch {
+#define DIGEST_JOB_TYPE "bbit.fs.digestjob"
+enum { DIGEST_PENDING = 0, DIGEST_FALLBACK = 1, DIGEST_STABLE = 2, DIGEST_UNSTABLE = 3 };
+enum { DIGEST_MAX_THREADS = 8 };
+
+/* walk_digests: worker threads digest roots in order while the caller goes
+ * on (decoding caches, looking at the roots already done). Everything the
+ * workers read is owned by the job (copies), so the Lua side can do anything
+ * meanwhile; the job is joined before it is freed. */
+struct digest_job {
+    char *block; /* first field: NULL once closed. Roots, patterns, results. */
     const char **roots;
     size_t n;
     const char **ignore;
@@ -797,10 +805,13 @@ struct digest_batch {
     int64_t recent_ns;
     atomic_size_t next;
     char (*hex)[BBIT_SHA256_HEX_LEN + 1];
-    unsigned char *state; /* DIGEST_* */
+    atomic_uchar *state; /* DIGEST_* */
+    atomic_int waiting;  /* callers blocked in get */
+    pthread_mutex_t mu;
+    pthread_cond_t done;
+    pthread_t tids[DIGEST_MAX_THREADS];
+    int nthreads;
 };
-
-enum { DIGEST_FALLBACK = 0, DIGEST_STABLE = 1, DIGEST_UNSTABLE = 2 };
 
 /* Digests roots until none is left, reusing one walk_state's buffers. A
  * root that is not a plain directory (missing, a symlink, a file) or whose
@@ -808,32 +819,37 @@ enum { DIGEST_FALLBACK = 0, DIGEST_STABLE = 1, DIGEST_UNSTABLE = 2 };
  * with the exact error. Touches no Lua state. */
 static void *digest_worker(void *arg)
 {
-    struct digest_batch *b = arg;
+    struct digest_job *j = arg;
     struct walk_state w;
     memset(&w, 0, sizeof w);
-    w.ignore = b->ignore;
-    w.n_ignore = b->n_ignore;
-    w.max_depth = b->max_depth;
+    w.ignore = j->ignore;
+    w.n_ignore = j->n_ignore;
+    w.max_depth = j->max_depth;
     w.want_stat = 1;
     for (;;) {
-        size_t i = atomic_fetch_add(&b->next, 1);
-        if (i >= b->n)
+        size_t i = atomic_fetch_add(&j->next, 1);
+        if (i >= j->n)
             break;
-        b->state[i] = DIGEST_FALLBACK;
+        unsigned char result = DIGEST_FALLBACK;
         w.n = 0;
         w.names_len = 0;
         w.err = 0;
         free(w.err_path);
         w.err_path = NULL;
-        if (grow((void **)&w.rel, &w.rel_cap, 1, 1) != 0)
-            continue;
-        w.rel[0] = '\0';
-        int fd = open(b->roots[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0 || walk_dir(&w, fd, 0, 1) != 0)
-            continue;
-        int unstable = 0;
-        if (walk_digest(&w, b->recent_ns, b->hex[i], &unstable) == 0)
-            b->state[i] = unstable ? DIGEST_UNSTABLE : DIGEST_STABLE;
+        if (grow((void **)&w.rel, &w.rel_cap, 1, 1) == 0) {
+            w.rel[0] = '\0';
+            int fd = open(j->roots[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            int unstable = 0;
+            if (fd >= 0 && walk_dir(&w, fd, 0, 1) == 0 &&
+                walk_digest(&w, j->recent_ns, j->hex[i], &unstable) == 0)
+                result = unstable ? DIGEST_UNSTABLE : DIGEST_STABLE;
+        }
+        atomic_store(&j->state[i], result);
+        if (atomic_load(&j->waiting) > 0) {
+            pthread_mutex_lock(&j->mu);
+            pthread_cond_broadcast(&j->done);
+            pthread_mutex_unlock(&j->mu);
+        }
     }
     free(w.entries);
     free(w.names);
@@ -846,17 +862,41 @@ static int digest_threads(size_t n)
 {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     size_t t = cores > 0 ? (size_t)cores : 1;
-    if (t > 8)
-        t = 8;
-    if (t > n / 32 + 1) /* a thread per 32 roots at least: small batches stay on one */
+    if (t > DIGEST_MAX_THREADS)
+        t = DIGEST_MAX_THREADS;
+    if (t > n / 32 + 1) /* a thread per 32 roots at least */
         t = n / 32 + 1;
     return (int)t;
 }
 
-// digests, unstable = core.fs.walk_digests(roots, opts, recent_ns): walk_digest for each
-// root, on worker threads. digests[i] is the hex digest, or false when roots[i] is not a
-// plain directory or its walk failed (call walk_digest on it for the error);
-// unstable[i] is true when that digest should not be trusted (see walk_digest).
+/* Joins the workers and frees everything (idempotent; __gc/__close). */
+static int digest_job_close(lua_State *L)
+{
+    struct digest_job *j = luaL_checkudata(L, 1, DIGEST_JOB_TYPE);
+    if (!j->block)
+        return 0;
+    atomic_store(&j->next, j->n); /* nothing new is started */
+    for (int t = 0; t < j->nthreads; t++)
+        pthread_join(j->tids[t], NULL);
+    pthread_mutex_destroy(&j->mu);
+    pthread_cond_destroy(&j->done);
+    free(j->block);
+    j->block = NULL;
+    return 0;
+}
+
+/* Copies s into the job's block at *at. */
+static const char *copy_in(char **at, const char *s, size_t len)
+{
+    char *out = *at;
+    memcpy(out, s, len + 1);
+    *at += len + 1;
+    return out;
+}
+
+// job = core.fs.walk_digests(roots, opts, recent_ns): starts worker threads digesting each
+// root as walk_digest would; job:get(i) -> digest | false, unstable (waits for root i; false
+// when it is not a plain directory or its walk failed: call walk_digest on it for the error)
 static int fs_walk_digests(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -867,52 +907,84 @@ static int fs_walk_digests(lua_State *L)
     memset(opts, 0, sizeof *opts);
     luaL_setmetatable(L, WALK_TYPE); /* frees opts->ignore */
     walk_read_options(L, 2, opts);
-    size_t per = sizeof(const char *) + BBIT_SHA256_HEX_LEN + 1 + 1;
-    if (n > SIZE_MAX / per)
-        return luaL_error(L, "walk_digests: too many roots");
-    /* one block, anchored as a userdata: freed by the GC even if a push below fails */
-    char *block = lua_newuserdatauv(L, n * per + 1, 0); // [roots, opts, state, block]
-    struct digest_batch b = {
-        .roots = (const char **)(void *)block,
-        .n = n,
-        .ignore = opts->ignore,
-        .n_ignore = opts->n_ignore,
-        .max_depth = opts->max_depth,
-        .recent_ns = recent_ns,
-        .hex = (void *)(block + n * sizeof(const char *)),
-        .state = (unsigned char *)block + n * (sizeof(const char *) + BBIT_SHA256_HEX_LEN + 1),
-    };
-    atomic_init(&b.next, 0);
+    size_t strings = 0;
     for (size_t i = 0; i < n; i++) {
         lua_rawgeti(L, 1, (lua_Integer)i + 1);
         if (lua_type(L, -1) != LUA_TSTRING)
             return luaL_error(L, "walk_digests: root #%d is not a string", (int)i + 1);
-        b.roots[i] = lua_tostring(L, -1); /* anchored by the roots table */
+        strings += lua_rawlen(L, -1) + 1;
         lua_pop(L, 1);
     }
-    int nthreads = digest_threads(n);
-    pthread_t tids[8];
-    int started = 0;
-    for (int t = 1; t < nthreads; t++) /* this thread is worker 0 */
-        if (pthread_create(&tids[started], NULL, digest_worker, &b) == 0)
-            started++;
-    digest_worker(&b);
-    for (int t = 0; t < started; t++)
-        pthread_join(tids[t], NULL);
-    lua_createtable(L, (int)n, 0);
-    lua_createtable(L, 0, 0); // [roots, opts, state, block, digests, unstable]
+    for (int k = 0; k < opts->n_ignore; k++)
+        strings += strlen(opts->ignore[k]) + 1;
+    size_t per = sizeof(const char *) + BBIT_SHA256_HEX_LEN + 1 + sizeof(atomic_uchar);
+    if (n > (SIZE_MAX - strings) / per - 1)
+        return luaL_error(L, "walk_digests: too many roots");
+    struct digest_job *j = lua_newuserdatauv(L, sizeof *j, 0); // [roots, opts, state, job]
+    memset(j, 0, sizeof *j);
+    size_t ptrs = (n + (size_t)opts->n_ignore) * sizeof(const char *);
+    char *block = calloc(1, ptrs + n * (BBIT_SHA256_HEX_LEN + 1) + n * sizeof(atomic_uchar) +
+                                strings + 1);
+    if (!block)
+        return luaL_error(L, "walk_digests: out of memory");
+    j->roots = (const char **)(void *)block;
+    j->ignore = j->roots + n;
+    j->hex = (void *)(block + ptrs);
+    j->state = (atomic_uchar *)(void *)(block + ptrs + n * (BBIT_SHA256_HEX_LEN + 1));
+    char *at = (char *)(j->state + n);
     for (size_t i = 0; i < n; i++) {
-        if (b.state[i] == DIGEST_FALLBACK) {
-            lua_pushboolean(L, 0);
-        } else {
-            lua_pushlstring(L, b.hex[i], BBIT_SHA256_HEX_LEN);
-            if (b.state[i] == DIGEST_UNSTABLE) {
-                lua_pushboolean(L, 1);
-                lua_rawseti(L, -3, (lua_Integer)i + 1);
-            }
-        }
-        lua_rawseti(L, -3, (lua_Integer)i + 1);
+        size_t len;
+        lua_rawgeti(L, 1, (lua_Integer)i + 1);
+        const char *root = lua_tolstring(L, -1, &len);
+        j->roots[i] = copy_in(&at, root, len);
+        lua_pop(L, 1);
     }
+    for (int k = 0; k < opts->n_ignore; k++)
+        j->ignore[k] = copy_in(&at, opts->ignore[k], strlen(opts->ignore[k]));
+    j->n = n;
+    j->n_ignore = opts->n_ignore;
+    j->max_depth = opts->max_depth;
+    j->recent_ns = recent_ns;
+    atomic_init(&j->next, 0);
+    atomic_init(&j->waiting, 0);
+    for (size_t i = 0; i < n; i++)
+        atomic_init(&j->state[i], DIGEST_PENDING);
+    pthread_mutex_init(&j->mu, NULL);
+    pthread_cond_init(&j->done, NULL);
+    j->block = block;
+    luaL_setmetatable(L, DIGEST_JOB_TYPE); /* from here on, the GC joins and frees */
+    int want = digest_threads(n);
+    for (int t = 0; t < want; t++)
+        if (pthread_create(&j->tids[j->nthreads], NULL, digest_worker, j) == 0)
+            j->nthreads++;
+    if (j->nthreads == 0) /* no thread: digest everything here and now */
+        digest_worker(j);
+    return 1;
+}
+
+// digest | false, unstable = job:get(i): waits until root i is done
+static int digest_job_get(lua_State *L)
+{
+    struct digest_job *j = bbit_check_open(L, 1, DIGEST_JOB_TYPE, "walk_digests job");
+    lua_Integer i = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, i >= 1 && (size_t)i <= j->n, 2, "no such root");
+    atomic_uchar *state = &j->state[i - 1];
+    if (atomic_load(state) == DIGEST_PENDING) {
+        pthread_mutex_lock(&j->mu);
+        atomic_fetch_add(&j->waiting, 1);
+        while (atomic_load(state) == DIGEST_PENDING)
+            pthread_cond_wait(&j->done, &j->mu);
+        atomic_fetch_sub(&j->waiting, 1);
+        pthread_mutex_unlock(&j->mu);
+    }
+    unsigned char result = atomic_load(state);
+    if (result == DIGEST_FALLBACK) {
+        lua_pushboolean(L, 0);
+        lua_pushboolean(L, 0);
+        return 2;
+    }
+    lua_pushlstring(L, j->hex[i - 1], BBIT_SHA256_HEX_LEN);
+    lua_pushboolean(L, result == DIGEST_UNSTABLE);
     return 2;
 }
 
@@ -1338,6 +1410,12 @@ int luaopen_bbit_core_fs(lua_State *L)
         {NULL, NULL},
     };
     bbit_new_handle_type(L, LOCK_TYPE, lock_methods, lock_close);
+    static const luaL_Reg digest_job_methods[] = {
+        {"get", digest_job_get},
+        {"close", digest_job_close},
+        {NULL, NULL},
+    };
+    bbit_new_handle_type(L, DIGEST_JOB_TYPE, digest_job_methods, digest_job_close);
     luaL_newmetatable(L, WALK_TYPE);
     lua_pushcfunction(L, walk_gc);
     lua_setfield(L, -2, "__gc");

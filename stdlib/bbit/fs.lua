@@ -185,17 +185,20 @@ function M.walk_digest(root, opts, recent_ns)
   return digest, count, unstable
 end
 
---- `walk_digest` for many folders at once, spread over worker threads (one
---- per core): the fast path for scanning every component of a workspace.
---- `digests[i]` is the digest of `roots[i]`, or false when it is not a plain
---- folder (missing, a symlink, a file) or could not be read: call
---- `walk_digest` on that one to get its error. `unstable[i]` is true when
---- that digest should not be trusted (see `walk_digest`).
+--- `walk_digest` for many folders at once, on worker threads (one per
+--- core), returning at once: the caller goes on while the folders are read.
+--- `job:get(i)` waits for `roots[i]` and returns its digest, or false when it
+--- is not a plain folder (missing, a symlink, a file) or could not be read
+--- (call `walk_digest` on it to get the error), and whether that digest
+--- should not be trusted (`unstable`, see `walk_digest`). Roots are done in
+--- order. `job:close()` (or `<close>`) waits for the threads and frees it.
+---
+---   local job <close> = fs.walk_digests(roots, { ignore = { "node_modules" } })
+---   for i = 1, #roots do local digest, unstable = job:get(i) ... end
 ---@param roots string[] absolute folder paths
 ---@param opts? table the `walk` options (`ignore`, `max_depth`)
 ---@param recent_ns? integer mtimes at or after this (ns since the epoch) count as unstable
----@return (string|false)[] digests
----@return table<integer, boolean> unstable
+---@return {get: fun(self, i: integer): (string|false), boolean, close: fun(self)} job
 function M.walk_digests(roots, opts, recent_ns)
   return core.walk_digests(roots, opts, recent_ns)
 end

@@ -75,7 +75,7 @@ function M.open(root, opts)
     errors.fail(("not in a bbit workspace (no %s in %s or any parent folder)"):format(M.CONFIG_FILE, fs.cwd()),
       "run `bbit init` to create one here")
   end
-  local ws = setmetatable({ root = root, _digests = {}, _unstable = {} }, Workspace)
+  local ws = setmetatable({ root = root, _prescanned = {} }, Workspace)
   ws.config_path = root .. "/" .. M.CONFIG_FILE
   ws.scope = localscope.open(root)
   if opts.lock then
@@ -93,6 +93,10 @@ end
 
 --- Releases the workspace lock (also released when the process exits).
 function Workspace:close()
+  if self._prescan then
+    self._prescan:close()
+    self._prescan = nil
+  end
   if self.lock then
     self.lock:release()
     self.lock = nil
@@ -445,10 +449,13 @@ function Workspace:scan(id)
   local root_dir = entry.rootDir
   local comp = { id = id, root_dir = root_dir, entry = entry, issues = {} }
   local abs_root = self:abs(root_dir)
-  local sig, unstable = self._digests[id], self._unstable[id]
-  if sig then -- from prescan: a plain folder
-    self._digests[id], self._unstable[id] = nil, nil
-    return scan_with_digest(self, comp, abs_root, sig, unstable)
+  local i = self._prescanned[id]
+  if i then
+    self._prescanned[id] = nil
+    local sig, unstable = self._prescan:get(i)
+    if sig then -- a plain folder
+      return scan_with_digest(self, comp, abs_root, sig, unstable)
+    end
   end
   local st = fs.lstat(abs_root)
   if not st then
@@ -473,21 +480,23 @@ function Workspace:scan(id)
   return scan_with_digest(self, comp, abs_root, digest, racy)
 end
 
---- Computes the stat digests of the folders of components `ids` at once, on
---- worker threads; the next `scan` of each uses its digest instead of walking
---- the folder itself. For commands that scan every component.
+--- Starts computing the stat digests of the folders of components `ids` on
+--- worker threads, in that order, and returns at once; the next `scan` of
+--- each uses its digest (waiting for it if needed) instead of walking the
+--- folder itself. For commands that scan every component: the folders are
+--- read while the caches are decoded and the first components looked at.
 ---@param ids string[]
 function Workspace:prescan(ids)
   local roots = {}
+  self._prescanned = {}
   for i, id in ipairs(ids) do
     roots[i] = self:abs(self.bitmap:get(id).rootDir)
+    self._prescanned[id] = i
   end
-  local digests, unstable = fs.walk_digests(roots, { ignore = self:ignore_patterns() }, racy_ns())
-  for i, id in ipairs(ids) do
-    if digests[i] then
-      self._digests[id], self._unstable[id] = digests[i], unstable[i] == true
-    end
+  if self._prescan then
+    self._prescan:close()
   end
+  self._prescan = fs.walk_digests(roots, { ignore = self:ignore_patterns() }, racy_ns())
 end
 
 --- The hash of a file list (path, mode, blob), as stored in version objects.

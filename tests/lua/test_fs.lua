@@ -612,21 +612,29 @@ t.test("walk_digests: the same digests as walk_digest, on threads; false for wha
   roots[#roots + 1] = d .. "/file"
   roots[#roots + 1] = d .. "/link"
   local opts = { ignore = { "node_modules" } }
-  local digests, unstable = fs.walk_digests(roots, opts)
-  t.eq(#digests, 303)
-  for i = 1, 300 do
-    t.eq(digests[i], (fs.walk_digest(roots[i], opts)), roots[i])
-    t.eq(unstable[i], nil)
+  local job <close> = fs.walk_digests(roots, opts)
+  roots[1], opts.ignore = "changed after the start: the job has its own copies", nil
+  for i = 300, 2, -1 do -- any order
+    local digest, unstable = job:get(i)
+    t.eq(digest, (fs.walk_digest(roots[i], { ignore = { "node_modules" } })), roots[i])
+    t.eq(unstable, false)
   end
-  t.eq(digests[301], false, "missing")
-  t.eq(digests[302], false, "a file")
-  t.eq(digests[303], false, "a symlink to a folder is left to walk_digest (it follows it)")
-  local _, all_unstable = fs.walk_digests({ roots[1], roots[2] }, opts, 0)
-  t.eq(all_unstable[1], true)
-  t.eq(all_unstable[2], true)
-  t.eq(#fs.walk_digests({}, opts), 0)
+  t.eq(job:get(301), false, "missing")
+  t.eq(job:get(302), false, "a file")
+  t.eq(job:get(303), false, "a symlink to a folder is left to walk_digest (it follows it)")
+  t.eq(#job:get(1), 64)
   t.raises(function()
-    fs.walk_digests({ roots[1], 42 })
+    job:get(304)
+  end, "no such root")
+  job:close()
+  t.raises(function()
+    job:get(1)
+  end, "closed")
+  local recent <close> = fs.walk_digests({ roots[2] }, opts, 0)
+  t.eq(select(2, recent:get(1)), true, "everything is newer than recent_ns = 0")
+  local empty <close> = fs.walk_digests({}, opts)
+  t.raises(function()
+    fs.walk_digests({ roots[2], 42 })
   end, "root #2 is not a string")
 end)
 
