@@ -18,7 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
+#include "lazylibs.h" /* libcurl, loaded on first use */
 
 #include "bbit/luax.h"
 

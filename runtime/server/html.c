@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <microhttpd.h>
 
 #include "server/internal.h"
 

@@ -21,7 +21,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <microhttpd.h>
 
 #include "bbit/store.h"
 #include "server/internal.h"

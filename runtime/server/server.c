@@ -29,7 +29,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <microhttpd.h>
 
 #include "bbit/store.h"
 #include "server/internal.h"

@@ -1,0 +1,81 @@
+/* Loads libcurl, libmicrohttpd and SQLite on first use: see lazylibs.h. */
+#define BBIT_LAZYLIBS_IMPL
+#include "lazylibs.h"
+
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* What a function pointer of a table looks up. */
+struct slot {
+    const char *name;
+    void **at;
+};
+
+/* Opens soname and fills every slot; a missing library or function stops
+ * bbit (exit 70) with what to install: nothing can go on without it. */
+static void load(const char *soname, const char *package, const struct slot *slots, size_t n)
+{
+    void *h = dlopen(soname, RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        fprintf(stderr, "bbit: cannot load %s (%s): install it with `apt-get install %s`\n",
+                soname, dlerror(), package);
+        exit(70);
+    }
+    for (size_t i = 0; i < n; i++) {
+        *slots[i].at = dlsym(h, slots[i].name);
+        if (!*slots[i].at) {
+            fprintf(stderr, "bbit: %s has no %s: it is too old (install a newer %s)\n", soname,
+                    slots[i].name, package);
+            exit(70);
+        }
+    }
+}
+
+#define BBIT_LAZY_SLOT(name) {#name, (void **)&api.name},
+
+static struct bbit_curl_api curl;
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static void load_curl(void)
+{
+#define api curl
+    static const struct slot slots[] = {BBIT_CURL_FUNCTIONS(BBIT_LAZY_SLOT)};
+#undef api
+    load("libcurl.so.4", "libcurl4", slots, sizeof slots / sizeof *slots);
+}
+const struct bbit_curl_api *bbit_curl_api(void)
+{
+    pthread_once(&curl_once, load_curl);
+    return &curl;
+}
+
+static struct bbit_mhd_api mhd;
+static pthread_once_t mhd_once = PTHREAD_ONCE_INIT;
+static void load_mhd(void)
+{
+#define api mhd
+    static const struct slot slots[] = {BBIT_MHD_FUNCTIONS(BBIT_LAZY_SLOT)};
+#undef api
+    load("libmicrohttpd.so.12", "libmicrohttpd12", slots, sizeof slots / sizeof *slots);
+}
+const struct bbit_mhd_api *bbit_mhd_api(void)
+{
+    pthread_once(&mhd_once, load_mhd);
+    return &mhd;
+}
+
+static struct bbit_sqlite_api sqlite;
+static pthread_once_t sqlite_once = PTHREAD_ONCE_INIT;
+static void load_sqlite(void)
+{
+#define api sqlite
+    static const struct slot slots[] = {BBIT_SQLITE_FUNCTIONS(BBIT_LAZY_SLOT)};
+#undef api
+    load("libsqlite3.so.0", "libsqlite3-0", slots, sizeof slots / sizeof *slots);
+}
+const struct bbit_sqlite_api *bbit_sqlite_api(void)
+{
+    pthread_once(&sqlite_once, load_sqlite);
+    return &sqlite;
+}
