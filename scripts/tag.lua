@@ -158,13 +158,13 @@ end)
 local function author()
   local name = os.getenv("BBIT_AUTHOR_NAME")
   local email = os.getenv("BBIT_AUTHOR_EMAIL")
-  if not name then
-    local r = proc.try_run({ "git", "config", "user.name" })
-    name = r and r.code == 0 and r.stdout:gsub("%s+$", "") or nil
-  end
-  if not email then
-    local r = proc.try_run({ "git", "config", "user.email" })
-    email = r and r.code == 0 and r.stdout:gsub("%s+$", "") or nil
+  if not name or not email then -- git's identity, in one run of git
+    local r = proc.try_run({ "git", "config", "--get-regexp", "^user\\.(name|email)$" })
+    local git = {}
+    for key, value in ((r and r.code == 0 and r.stdout) or ""):gmatch("user%.(%a+) ([^\n]*)") do
+      git[key] = value -- listed from the system to the repository config: the last one wins
+    end
+    name, email = name or git.name, email or git.email
   end
   name = (name and name ~= "") and name or os.getenv("USER") or "unknown"
   return email and email ~= "" and ("%s <%s>"):format(name, email) or name

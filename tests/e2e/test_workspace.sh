@@ -536,4 +536,24 @@ deps=$(out_jv 'table.concat(d.components[1].dependencies, ",")')
   || bug "c/button imports ../theme, added as a component after c/button was analysed: status shows its dependencies as '$deps', expected 'c/theme'"
 ok "an import resolving into a component added later"
 
+# the author comes from git's config when BBIT_AUTHOR_* are not set; the
+# repository's value wins over the global one, as in git
+mkdir -p "$T_DIR/who" && cd "$T_DIR/who"
+git init -q . && git config user.name "Grace Hopper" && git config user.email grace@example.com
+"$BBIT" init --default-scope my-org.who >/dev/null
+write_file c/theme/index.js 'export const t = 1;'
+"$BBIT" add c/theme >/dev/null
+run env -u BBIT_AUTHOR_NAME -u BBIT_AUTHOR_EMAIL HOME="$T_DIR/home-git" "$BBIT" tag -m "by git's identity"
+expect_code 0
+mkdir -p "$T_DIR/home-git" && printf '[user]\n\tname = Global Name\n\temail = global@example.com\n' >"$T_DIR/home-git/.gitconfig"
+run "$BBIT" log c/theme
+expect_code 0; expect_out "author: Grace Hopper <grace@example.com>"
+echo "export const t = 2;" >c/theme/index.js
+run env -u BBIT_AUTHOR_NAME HOME="$T_DIR/home-git" "$BBIT" tag -m "name from git, email from env" c/theme
+expect_code 0
+run "$BBIT" log c/theme
+expect_code 0; expect_out "author: Grace Hopper <ada@example.com>"
+expect_no "Global Name"
+ok "without BBIT_AUTHOR_*, the author is git's user.name / user.email (the repository's over the global)"
+
 done_all
