@@ -764,6 +764,34 @@ static void test_get_file_replaces_atomically(void **state)
     assert_contains(f->err, "/no/such/dir/file: cannot create a temp file: No such file");
 }
 
+/* put_file of content the store has: the same id, and the object file is
+ * not written again (same inode); a new file is stored and readable. */
+static void test_put_file_existing_is_not_rewritten(void **state)
+{
+    struct fixture *f = *state;
+    char path[1200], id1[BBIT_STORE_ID_LEN + 1], id2[BBIT_STORE_ID_LEN + 1], obj[PATH_MAX];
+    snprintf(path, sizeof path, "%s/file.txt", f->dir);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs("hello store\n", fp);
+    fclose(fp);
+    uint64_t size = 0;
+    assert_int_equal(bbit_store_put_file(f->store, path, id1, &size, f->err, sizeof f->err), 0);
+    assert_int_equal(size, 12);
+    char expect[65];
+    sha256_hex("hello store\n", 12, expect);
+    assert_string_equal(id1, expect);
+    assert_int_equal(bbit_store_object_path(f->store, id1, obj, sizeof obj, f->err, sizeof f->err), 0);
+    struct stat before, after;
+    assert_int_equal(stat(obj, &before), 0);
+    assert_int_equal(bbit_store_put_file(f->store, path, id2, &size, f->err, sizeof f->err), 0);
+    assert_string_equal(id2, id1);
+    assert_int_equal(size, 12);
+    assert_int_equal(stat(obj, &after), 0);
+    assert_true(before.st_ino == after.st_ino && before.st_mtim.tv_nsec == after.st_mtim.tv_nsec);
+    assert_int_equal(count_entries(f->tmp), 0);
+}
+
 static void test_put_file_errors(void **state)
 {
     struct fixture *f = *state;
@@ -955,6 +983,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_put_file_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_writeout_flush, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_put_file_existing_is_not_rewritten, setup, teardown),
         cmocka_unit_test_setup_teardown(test_writer_abort_leaves_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
     };
