@@ -1,5 +1,6 @@
---- A string-keyed map of JSON values kept in 256 small files
---- (`<dir>/<xx>.json`, `xx` = the first two hex digits of the key's SHA-256).
+--- A string-keyed map of JSON values kept in 64 small files
+--- (`<dir>/<nn>.json`, `nn` = the first byte of the key's SHA-256 divided by 4,
+--- 00 to 63: few enough that writing a whole large map stays cheap).
 --- A shard is read when one of its keys is first needed and rewritten only
 --- when it changed, so touching a few keys of a large map costs a few small
 --- files, not the whole map. A damaged shard reads as empty: use it for
@@ -25,7 +26,7 @@ function M.open(dir)
 end
 
 local function shard_of(key)
-  return hash.sha256(key):sub(1, 2)
+  return ("%02d"):format(tonumber(hash.sha256(key):sub(1, 2), 16) // 4)
 end
 
 local function load(self, name)

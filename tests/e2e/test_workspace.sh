@@ -226,7 +226,7 @@ expect_out_jv 'd.components[1].scopeReason' 'variant "components/ui"'
 expect_out_jv 'table.concat(d.components[1].dependencies, ",")' "ui/theme,utils/format"
 expect_out_jv 'd.components[3].scopeReason' 'variant "components/utils"'
 [ -f .git/bit/index.json ] || fail "no stat cache in .git/bit/index.json"
-shard=.git/bit/index-files/$(printf %s ui/theme | sha256sum | cut -c1-2).json
+shard=.git/bit/index-files/$(printf %02d $((16#$(printf %s ui/theme | sha256sum | cut -c1-2) / 4))).json
 expect_jv "$shard" 'd["ui/theme"]:match("^index.js\t644\t%d+\t(%x+)$")' \
   "$(sha256sum components/ui/theme/index.js | cut -d' ' -f1)"
 ok "status: new components with target scopes; --json with reasons and dependencies; stat cache written"
