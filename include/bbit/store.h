@@ -58,7 +58,6 @@ typedef struct bbit_store_writer bbit_store_writer;
 enum {
     BBIT_STORE_CREATE = 1, /* create <dir>, objects/ and objects/tmp/ as needed */
     BBIT_STORE_FSYNC = 2,  /* fsync each new object and its directory before rename returns */
-    BBIT_STORE_WRITEOUT = 4, /* start writing each new object out (no wait): see bbit_store_flush */
 };
 
 /* What a writer is fed. */
@@ -90,14 +89,6 @@ int bbit_store_object_path(const bbit_store *store, const char *id, char *out, s
 
 /* 1 when object id exists, 0 when not, -1 on an invalid id or a stat error. */
 int bbit_store_has(const bbit_store *store, const char *id, char *err, size_t errlen);
-
-/* Makes every object stored through this handle with BBIT_STORE_WRITEOUT
- * durable at once: their writeback was started as each was stored, and one
- * fsync (of a scratch file in objects/tmp) commits the filesystem journal,
- * which on ordered-data journaling (ext4's default) waits for that data and
- * carries the renames. git's "batch" fsync method does the same. Unlike
- * syncfs, other processes' unwritten data on the filesystem is left alone. */
-int bbit_store_flush(bbit_store *store, char *err, size_t errlen);
 
 /* --- The incremental writer ------------------------------------------------
  * begin, write any number of chunks, then exactly one of commit or abort

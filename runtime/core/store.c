@@ -22,7 +22,6 @@ struct bbit_store {
     char *objects; /* <dir>/objects */
     char *tmp;     /* <dir>/objects/tmp */
     bool fsync;
-    bool writeout;
 };
 
 struct bbit_store_writer {
@@ -252,7 +251,6 @@ bbit_store *bbit_store_open(const char *dir, unsigned flags, char *err, size_t e
     store->objects = join(store->dir, "objects");
     store->tmp = store->objects ? join(store->objects, "tmp") : NULL;
     store->fsync = (flags & BBIT_STORE_FSYNC) != 0;
-    store->writeout = (flags & BBIT_STORE_WRITEOUT) != 0;
     if (store->tmp == NULL) {
         fail(err, errlen, "%s: out of memory", dir);
         store_free(store);
@@ -525,8 +523,6 @@ static int writer_install(bbit_store_writer *w, const char *id, char *err, size_
     int fd = w->fd;
     if (w->store->fsync && fsync(fd) != 0)
         return fail_errno(err, errlen, w->tmp_path, "fsync");
-    if (w->store->writeout)
-        sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE); /* a hint: flush checks */
     if (fchmod(fd, 0444) != 0)
         return fail_errno(err, errlen, w->tmp_path, "chmod");
     w->fd = -1;
@@ -549,21 +545,6 @@ static int writer_install(bbit_store_writer *w, const char *id, char *err, size_
     if (w->store->fsync && fsync_dir(dir) != 0)
         return fail_errno(err, errlen, dir, "fsync");
     return 0;
-}
-
-int bbit_store_flush(bbit_store *store, char *err, size_t errlen)
-{
-    char path[PATH_MAX];
-    int n = snprintf(path, sizeof path, "%s/objects/tmp/flush-XXXXXX", store->dir);
-    if (n < 0 || (size_t)n >= sizeof path)
-        return fail(err, errlen, "%s: path too long", store->dir);
-    int fd = mkostemp(path, O_CLOEXEC);
-    if (fd < 0)
-        return fail_errno(err, errlen, path, "cannot create");
-    int rc = fsync(fd) == 0 ? 0 : fail_errno(err, errlen, path, "fsync");
-    close(fd);
-    unlink(path);
-    return rc;
 }
 
 int bbit_store_writer_commit(bbit_store_writer *w, char id_out[BBIT_STORE_ID_LEN + 1],

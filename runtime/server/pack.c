@@ -7,8 +7,8 @@
  * Each object is verified while it streams in (the store writer decompresses
  * and hashes it; the id must match) and stored on its own, so a pack cut off
  * midway leaves only complete, verified objects. Objects the scope already has
- * are skipped. The new objects are made durable together at the end
- * (bbit_store_flush) instead of with one fsync each. Answers 200 {"stored": n, "existing": m}, or an
+ * are skipped. The new objects are flushed with one syncfs() at the end
+ * instead of one fsync each. Answers 200 {"stored": n, "existing": m}, or an
  * error naming the first bad object (nothing after it is stored). */
 #include <errno.h>
 #include <fcntl.h>
@@ -63,13 +63,13 @@ int srv_pack_begin(struct srv_request *r)
         srv_send_internal(r, "out of memory");
         return -1;
     }
-    /* objects of a pack are flushed together at the end (bbit_store_flush) */
+    /* objects of a pack are flushed together at the end (syncfs) */
     char dir[4200], err[BBIT_STORE_ERR_SIZE];
     if (srv_scope_dir(r->srv->root, r->params[0], dir, sizeof dir) != 0) {
         srv_send_internal(r, "scope directory path too long");
         return -1;
     }
-    r->store = bbit_store_open(dir, BBIT_STORE_CREATE | BBIT_STORE_WRITEOUT, err, sizeof err);
+    r->store = bbit_store_open(dir, BBIT_STORE_CREATE, err, sizeof err);
     if (!r->store) {
         srv_send_internal(r, err);
         return -1;
@@ -191,9 +191,13 @@ int api_objects_pack(struct srv_request *r)
         pack_fail(p, 400, "bad_request", "pack: the body ends inside object %s",
                   p->in_object ? p->id : "(header)");
     /* one flush for every object of the pack (they are complete and renamed) */
-    char err[BBIT_STORE_ERR_SIZE];
-    if (p->stored > 0 && bbit_store_flush(r->store, err, sizeof err) != 0)
-        pack_fail(p, 500, "internal", "%s", err);
+    if (p->stored > 0) {
+        int fd = open(bbit_store_dir(r->store), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd >= 0) {
+            syncfs(fd);
+            close(fd);
+        }
+    }
     if (p->failed) {
         if (p->status == 500)
             return srv_send_internal(r, p->message);

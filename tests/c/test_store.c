@@ -827,33 +827,6 @@ static void test_put_file_errors(void **state)
     assert_int_equal(count_entries(f->tmp), 0);
 }
 
-/* Objects stored with BBIT_STORE_WRITEOUT are complete and readable; flush
- * succeeds and leaves no scratch file behind. */
-static void test_writeout_flush(void **state)
-{
-    struct fixture *f = *state;
-    char storedir[1100], id[BBIT_STORE_ID_LEN + 1];
-    snprintf(storedir, sizeof storedir, "%s/store-writeout", f->dir);
-    bbit_store *s = bbit_store_open(storedir, BBIT_STORE_CREATE | BBIT_STORE_WRITEOUT, f->err,
-                                    sizeof f->err);
-    assert_non_null(s);
-    for (int i = 0; i < 20; i++) {
-        char data[64];
-        int n = snprintf(data, sizeof data, "object %d", i);
-        assert_int_equal(bbit_store_put(s, data, (size_t)n, id, f->err, sizeof f->err), 0);
-    }
-    assert_int_equal(bbit_store_flush(s, f->err, sizeof f->err), 0);
-    void *data = NULL;
-    size_t len = 0;
-    assert_int_equal(bbit_store_get(s, id, 0, &data, &len, f->err, sizeof f->err), 0);
-    assert_memory_equal(data, "object 19", len);
-    free(data);
-    char tmp[1200];
-    snprintf(tmp, sizeof tmp, "%s/objects/tmp", storedir);
-    assert_int_equal(count_entries(tmp), 0);
-    bbit_store_close(s);
-}
-
 static void test_open(void **state)
 {
     struct fixture *f = *state;
@@ -982,7 +955,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_get_file_replaces_atomically, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_file_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_writeout_flush, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_file_existing_is_not_rewritten, setup, teardown),
         cmocka_unit_test_setup_teardown(test_writer_abort_leaves_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
