@@ -1,11 +1,10 @@
 /* Deterministic tar archives: see include/bbit/tarball.h. */
-#include <archive.h>
-#include <archive_entry.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "bbit/lazylibs.h" /* libarchive, loaded on first use */
 #include "bbit/tarball.h"
 
 #define ZSTD_LEVEL "3"

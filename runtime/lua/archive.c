@@ -17,8 +17,6 @@
  * everything written into a fresh staging directory inside dest that is
  * moved into place only when the whole archive extracted; on any failure the
  * staging directory is removed, so dest is left as it was. */
-#include <archive.h>
-#include <archive_entry.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -32,6 +30,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bbit/lazylibs.h" /* libarchive, loaded on first use */
 #include "bbit/luax.h"
 #include "bbit/tarball.h"
 

@@ -18,7 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "lazylibs.h" /* libcurl, loaded on first use */
+#include "bbit/lazylibs.h" /* libcurl, loaded on first use */
 
 #include "bbit/luax.h"
 

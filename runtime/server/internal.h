@@ -22,7 +22,7 @@
 #include <stdint.h>
 
 #include <cjson/cJSON.h>
-#include "lazylibs.h" /* SQLite and libmicrohttpd, loaded on first use */
+#include "bbit/lazylibs.h" /* SQLite and libmicrohttpd, loaded on first use */
 
 #include "bbit/server.h"
 #include "bbit/store.h"

@@ -37,21 +37,20 @@ end
 ---@return table
 function M.analyze(ws)
   local entries = ws.bitmap.entries
+  local ids = ws.bitmap:ids()
+  ws:prescan(ids) -- the folders are read on other threads meanwhile
   local found = require("bbit.scripts").find("deps", ws.root)
-  local layout = {}
-  for id, entry in pairs(entries) do
-    layout[id] = entry.rootDir
+  local layout = { found and (found.origin .. ":" .. found.source) or "none" }
+  for i, id in ipairs(ids) do -- sorted: the same layout gives the same key
+    layout[i + 1] = id .. "\0" .. entries[id].rootDir
   end
-  local deps_key = hash.sha256((found and (found.origin .. ":" .. found.source) or "none") .. "\0"
-    .. json.encode(json.object(layout)))
+  local deps_key = hash.sha256(table.concat(layout, "\n"))
   local index = ws.scope:index()
   if index.deps_key ~= deps_key then
     index.deps, index.deps_key = {}, deps_key
     ws._index_dirty = true
   end
   local result = { list = {}, by_id = {} }
-  local ids = ws.bitmap:ids()
-  ws:prescan(ids)
   for _, id in ipairs(ids) do
     local comp = ws:scan(id)
     local routed, scope, reason = pcall(ws.target_scope, ws, id)

@@ -1,9 +1,10 @@
-/* libcurl, libmicrohttpd and SQLite are loaded when first used, not at
- * startup: with their dependencies (gnutls, krb5, ldap, ...) they were 40
- * shared objects and ~9 ms of every command's start, and most commands
- * (status, tag, add, log) use none of them.
+/* libcurl, libmicrohttpd, SQLite and libarchive are loaded when first used,
+ * not at startup: with their dependencies (gnutls, krb5, ldap, libxml2,
+ * icu, ...) they were 40 shared objects and ~25 ms of CPU at every
+ * command's start, and most commands use one of them or none.
  *
- * Include this instead of <curl/curl.h>, <microhttpd.h> or <sqlite3.h>: every
+ * Include this instead of <curl/curl.h>, <microhttpd.h>, <sqlite3.h> or
+ * <archive.h> and <archive_entry.h>: every
  * function of theirs that bbit calls becomes a macro reading a pointer from
  * a table filled by dlopen/dlsym on first use (runtime/lazylibs.c). A missing
  * library stops bbit with a message naming it and its Debian package. To
@@ -15,6 +16,8 @@
 #include <curl/curl.h>
 #include <microhttpd.h>
 #include <sqlite3.h>
+#include <archive.h>
+#include <archive_entry.h>
 
 #define BBIT_CURL_FUNCTIONS(X)                                                                    \
     X(curl_easy_cleanup) X(curl_easy_getinfo) X(curl_easy_init) X(curl_easy_setopt)               \
@@ -37,16 +40,36 @@
     X(sqlite3_finalize) X(sqlite3_free) X(sqlite3_get_autocommit) X(sqlite3_last_insert_rowid)    \
     X(sqlite3_open_v2) X(sqlite3_prepare_v2) X(sqlite3_reset) X(sqlite3_step)
 
+#define BBIT_ARCHIVE_FUNCTIONS(X) \
+    X(archive_entry_filetype) X(archive_entry_free) X(archive_entry_hardlink) \
+    X(archive_entry_new) X(archive_entry_pathname) X(archive_entry_pathname_utf8) \
+    X(archive_entry_perm) X(archive_entry_set_filetype) X(archive_entry_set_gid) \
+    X(archive_entry_set_mtime) X(archive_entry_set_pathname_utf8) X(archive_entry_set_perm) \
+    X(archive_entry_set_size) X(archive_entry_set_uid) X(archive_entry_size) \
+    X(archive_entry_symlink) X(archive_error_string) X(archive_read_data) X(archive_read_free) \
+    X(archive_read_new) X(archive_read_next_header) X(archive_read_open_fd) \
+    X(archive_read_support_filter_bzip2) X(archive_read_support_filter_gzip) \
+    X(archive_read_support_filter_xz) X(archive_read_support_filter_zstd) \
+    X(archive_read_support_format_tar) X(archive_set_error) X(archive_write_add_filter_gzip) \
+    X(archive_write_add_filter_none) X(archive_write_add_filter_zstd) X(archive_write_close) \
+    X(archive_write_data) X(archive_write_disk_new) X(archive_write_disk_set_options) \
+    X(archive_write_finish_entry) X(archive_write_free) X(archive_write_header) \
+    X(archive_write_new) X(archive_write_open) X(archive_write_open_fd) \
+    X(archive_write_set_bytes_in_last_block) X(archive_write_set_format_pax_restricted) \
+    X(archive_write_set_options)
+
 #define BBIT_LAZY_FIELD(name) __typeof__(name) *name;
 struct bbit_curl_api { BBIT_CURL_FUNCTIONS(BBIT_LAZY_FIELD) };
 struct bbit_mhd_api { BBIT_MHD_FUNCTIONS(BBIT_LAZY_FIELD) };
 struct bbit_sqlite_api { BBIT_SQLITE_FUNCTIONS(BBIT_LAZY_FIELD) };
+struct bbit_archive_api { BBIT_ARCHIVE_FUNCTIONS(BBIT_LAZY_FIELD) };
 #undef BBIT_LAZY_FIELD
 
 /* The tables, loaded on first call (thread-safe; they never change after). */
 const struct bbit_curl_api *bbit_curl_api(void);
 const struct bbit_mhd_api *bbit_mhd_api(void);
 const struct bbit_sqlite_api *bbit_sqlite_api(void);
+const struct bbit_archive_api *bbit_archive_api(void);
 
 #ifndef BBIT_LAZYLIBS_IMPL
 #undef curl_easy_getinfo /* curl.h's argument-count checks */
@@ -104,6 +127,50 @@ const struct bbit_sqlite_api *bbit_sqlite_api(void);
 #define sqlite3_prepare_v2 (bbit_sqlite_api()->sqlite3_prepare_v2)
 #define sqlite3_reset (bbit_sqlite_api()->sqlite3_reset)
 #define sqlite3_step (bbit_sqlite_api()->sqlite3_step)
+#define archive_entry_filetype (bbit_archive_api()->archive_entry_filetype)
+#define archive_entry_free (bbit_archive_api()->archive_entry_free)
+#define archive_entry_hardlink (bbit_archive_api()->archive_entry_hardlink)
+#define archive_entry_new (bbit_archive_api()->archive_entry_new)
+#define archive_entry_pathname (bbit_archive_api()->archive_entry_pathname)
+#define archive_entry_pathname_utf8 (bbit_archive_api()->archive_entry_pathname_utf8)
+#define archive_entry_perm (bbit_archive_api()->archive_entry_perm)
+#define archive_entry_set_filetype (bbit_archive_api()->archive_entry_set_filetype)
+#define archive_entry_set_gid (bbit_archive_api()->archive_entry_set_gid)
+#define archive_entry_set_mtime (bbit_archive_api()->archive_entry_set_mtime)
+#define archive_entry_set_pathname_utf8 (bbit_archive_api()->archive_entry_set_pathname_utf8)
+#define archive_entry_set_perm (bbit_archive_api()->archive_entry_set_perm)
+#define archive_entry_set_size (bbit_archive_api()->archive_entry_set_size)
+#define archive_entry_set_uid (bbit_archive_api()->archive_entry_set_uid)
+#define archive_entry_size (bbit_archive_api()->archive_entry_size)
+#define archive_entry_symlink (bbit_archive_api()->archive_entry_symlink)
+#define archive_error_string (bbit_archive_api()->archive_error_string)
+#define archive_read_data (bbit_archive_api()->archive_read_data)
+#define archive_read_free (bbit_archive_api()->archive_read_free)
+#define archive_read_new (bbit_archive_api()->archive_read_new)
+#define archive_read_next_header (bbit_archive_api()->archive_read_next_header)
+#define archive_read_open_fd (bbit_archive_api()->archive_read_open_fd)
+#define archive_read_support_filter_bzip2 (bbit_archive_api()->archive_read_support_filter_bzip2)
+#define archive_read_support_filter_gzip (bbit_archive_api()->archive_read_support_filter_gzip)
+#define archive_read_support_filter_xz (bbit_archive_api()->archive_read_support_filter_xz)
+#define archive_read_support_filter_zstd (bbit_archive_api()->archive_read_support_filter_zstd)
+#define archive_read_support_format_tar (bbit_archive_api()->archive_read_support_format_tar)
+#define archive_set_error (bbit_archive_api()->archive_set_error)
+#define archive_write_add_filter_gzip (bbit_archive_api()->archive_write_add_filter_gzip)
+#define archive_write_add_filter_none (bbit_archive_api()->archive_write_add_filter_none)
+#define archive_write_add_filter_zstd (bbit_archive_api()->archive_write_add_filter_zstd)
+#define archive_write_close (bbit_archive_api()->archive_write_close)
+#define archive_write_data (bbit_archive_api()->archive_write_data)
+#define archive_write_disk_new (bbit_archive_api()->archive_write_disk_new)
+#define archive_write_disk_set_options (bbit_archive_api()->archive_write_disk_set_options)
+#define archive_write_finish_entry (bbit_archive_api()->archive_write_finish_entry)
+#define archive_write_free (bbit_archive_api()->archive_write_free)
+#define archive_write_header (bbit_archive_api()->archive_write_header)
+#define archive_write_new (bbit_archive_api()->archive_write_new)
+#define archive_write_open (bbit_archive_api()->archive_write_open)
+#define archive_write_open_fd (bbit_archive_api()->archive_write_open_fd)
+#define archive_write_set_bytes_in_last_block (bbit_archive_api()->archive_write_set_bytes_in_last_block)
+#define archive_write_set_format_pax_restricted (bbit_archive_api()->archive_write_set_format_pax_restricted)
+#define archive_write_set_options (bbit_archive_api()->archive_write_set_options)
 #endif
 
 #endif

@@ -1,6 +1,6 @@
-/* Loads libcurl, libmicrohttpd and SQLite on first use: see lazylibs.h. */
+/* Loads libcurl, libmicrohttpd, SQLite and libarchive on first use: see lazylibs.h. */
 #define BBIT_LAZYLIBS_IMPL
-#include "lazylibs.h"
+#include "bbit/lazylibs.h"
 
 #include <dlfcn.h>
 #include <pthread.h>
@@ -78,4 +78,19 @@ const struct bbit_sqlite_api *bbit_sqlite_api(void)
 {
     pthread_once(&sqlite_once, load_sqlite);
     return &sqlite;
+}
+
+static struct bbit_archive_api archive;
+static pthread_once_t archive_once = PTHREAD_ONCE_INIT;
+static void load_archive(void)
+{
+#define api archive
+    static const struct slot slots[] = {BBIT_ARCHIVE_FUNCTIONS(BBIT_LAZY_SLOT)};
+#undef api
+    load("libarchive.so.13", "libarchive13", slots, sizeof slots / sizeof *slots);
+}
+const struct bbit_archive_api *bbit_archive_api(void)
+{
+    pthread_once(&archive_once, load_archive);
+    return &archive;
 }
