@@ -43,7 +43,7 @@ return {
     end
     local new, modified, staged, pending, issues = {}, {}, {}, {}, {}
     for _, c in ipairs(analysis.list) do
-      local where = c.scope and ("→ " .. c.scope) or "→ (no scope)"
+      local where = (c.status ~= "unchanged" or #c.staged > 0) and (c.scope and ("→ " .. c.scope) or "→ (no scope)")
       if c.status == "new" then
         new[#new + 1] = ("%s  %s"):format(c.id, where)
       elseif c.status == "modified" then

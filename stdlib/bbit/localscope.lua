@@ -112,6 +112,11 @@ end
 ---@return string[] staged
 ---@return string|nil exported_head
 function M.summary(ref)
+  local only = next(ref.versions or {})
+  if only and next(ref.versions, only) == nil then -- one version: nothing to sort
+    local exported = ref.versions[only].exported
+    return { only }, exported and {} or { only }, exported and only or nil
+  end
   local versions, staged, head = M.versions_of(ref), {}, nil
   for _, v in ipairs(versions) do
     if ref.versions[v].exported then
