@@ -33,6 +33,7 @@ local json = require("bbit.json")
 local log = require("bbit.log")
 local proc = require("bbit.proc")
 local scripts = require("bbit.scripts")
+local store = require("bbit.store")
 local term = require("bbit.term")
 
 local M = {}
@@ -152,7 +153,6 @@ local function today()
 end
 
 local function load_cache(ws)
-  fs.try_remove(ws.scope.dir .. "/cache/tasks.json") -- the one-file cache of earlier versions
   return require("bbit.shards").open(ws.scope.dir .. "/cache/tasks")
 end
 
@@ -181,8 +181,8 @@ local function check_recipe(recipe, name)
   end
   local entries = {}
   for i, e in ipairs(recipe.entries) do
-    if type(e.name) ~= "string" or (e.mode ~= "644" and e.mode ~= "755") or type(e.blob) ~= "string"
-      or not e.blob:match("^%x+$") or #e.blob ~= 64 or math.type(e.size) ~= "integer" then
+    if type(e.name) ~= "string" or (e.mode ~= "644" and e.mode ~= "755") or not store.is_id(e.blob)
+      or math.type(e.size) ~= "integer" then
       bad(("entry #%d needs name, mode (\"644\" or \"755\"), blob (64 hex) and size (bytes)"):format(i))
     end
     entries[i] = { name = e.name, mode = e.mode, blob = e.blob, size = e.size }

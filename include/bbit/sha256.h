@@ -23,6 +23,10 @@ bbit_sha256 *bbit_sha256_new(void);
 /* Adds len bytes. -1/EINVAL once the hasher is finished. */
 int bbit_sha256_update(bbit_sha256 *h, const void *data, size_t len);
 
+/* Adds the rest of open file fd (read to its end, in fixed-size chunks).
+ * When bytes is not NULL it receives the number of bytes read. */
+int bbit_sha256_update_fd(bbit_sha256 *h, int fd, uint64_t *bytes);
+
 /* Adds the whole content of the file at path, read in fixed-size chunks.
  * When bytes is not NULL it receives the number of bytes read. */
 int bbit_sha256_update_file(bbit_sha256 *h, const char *path, uint64_t *bytes);

@@ -67,6 +67,24 @@ static int update_fd(bbit_sha256 *h, int fd, unsigned char *buf, uint64_t *bytes
     return 0;
 }
 
+int bbit_sha256_update_fd(bbit_sha256 *h, int fd, uint64_t *bytes)
+{
+    if (!h || h->finished || fd < 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    unsigned char *buf = malloc(FILE_CHUNK);
+    if (!buf) {
+        errno = ENOMEM;
+        return -1;
+    }
+    int rc = update_fd(h, fd, buf, bytes);
+    int saved = errno;
+    free(buf);
+    errno = saved;
+    return rc;
+}
+
 int bbit_sha256_update_file(bbit_sha256 *h, const char *path, uint64_t *bytes)
 {
     if (!h || h->finished || !path) {
@@ -76,15 +94,8 @@ int bbit_sha256_update_file(bbit_sha256 *h, const char *path, uint64_t *bytes)
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -1;
-    unsigned char *buf = malloc(FILE_CHUNK);
-    if (!buf) {
-        close(fd);
-        errno = ENOMEM;
-        return -1;
-    }
-    int rc = update_fd(h, fd, buf, bytes);
+    int rc = bbit_sha256_update_fd(h, fd, bytes);
     int saved = errno;
-    free(buf);
     close(fd);
     errno = saved;
     return rc;

@@ -639,23 +639,19 @@ static int open_regular(const char *path, struct stat *st, char *err, size_t err
 }
 
 /* The common part of put_file and put_raw_file. */
-/* The SHA-256 of the rest of fd (hex), read in chunks. */
+/* The SHA-256 of the rest of fd (hex). */
 static int hash_fd(int fd, const char *path, char hex[BBIT_STORE_ID_LEN + 1], char *err,
                    size_t errlen)
 {
     bbit_sha256 *h = bbit_sha256_new();
-    unsigned char *buf = malloc(CHUNK_SIZE);
-    int rc = h && buf ? 0 : fail(err, errlen, "%s: out of memory", path);
-    for (ssize_t n; rc == 0 && (n = read_some(fd, buf, CHUNK_SIZE)) != 0;) {
-        if (n < 0)
-            rc = fail_errno(err, errlen, path, "read");
-        else if (bbit_sha256_update(h, buf, (size_t)n) != 0)
-            rc = fail(err, errlen, "sha256 failed");
-    }
-    if (rc == 0 && sha256_finish_hex(h, hex) != 0)
+    int rc = 0;
+    if (!h)
+        rc = fail(err, errlen, "%s: out of memory", path);
+    else if (bbit_sha256_update_fd(h, fd, NULL) != 0)
+        rc = fail_errno(err, errlen, path, "read");
+    else if (sha256_finish_hex(h, hex) != 0)
         rc = fail(err, errlen, "sha256 failed");
     bbit_sha256_free(h);
-    free(buf);
     return rc;
 }
 

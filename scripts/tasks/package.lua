@@ -28,13 +28,10 @@ return {
     table.sort(entries, function(a, b)
       return archive.name_less(a.name, b.name)
     end)
-    local recipe = {}
-    for i, e in ipairs(entries) do
-      recipe[i] = { name = e.name, mode = e.mode, blob = e.blob, size = e.size }
-    end
     local out = ctx.scratch_path("package.tgz")
     archive.create(out, entries, { format = "tar.gz", fsync = false }) -- a scratch file: stored next
-    ctx.add_artifact("package.tgz", out, { recipe = { format = "tar.gz", entries = recipe } })
+    -- the recipe keeps each entry's name, mode, blob and size (not its path)
+    ctx.add_artifact("package.tgz", out, { recipe = { format = "tar.gz", entries = entries } })
     fs.remove(out)
     ctx.log(("packaged %d files"):format(#entries))
   end,

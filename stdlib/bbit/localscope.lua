@@ -169,7 +169,9 @@ function Scope:index()
     -- A damaged or older stat cache is only a cache: start over.
     if not ok or type(index) ~= "table" or index.format ~= 4 then
       index = { format = 4, components = {}, deps = {} }
-      fs.try_remove(self.dir .. "/index-files.json") -- format 3 kept the lists there
+      -- the one-file caches of format 3 (now index-files/ and cache/tasks/)
+      fs.try_remove(self.dir .. "/index-files.json")
+      fs.try_remove(self.dir .. "/cache/tasks.json")
     end
     self._index = index
   end
