@@ -354,7 +354,7 @@ export:step("upload", function(ctx)
   for i, pack in ipairs(packs) do
     list[i] = function()
       local file = ("%s/pack-%d"):format(tmp, i)
-      remote.write_pack(store, pack.ids, file)
+      store:write_pack(pack.ids, file)
       pack.client:upload_pack(pack.scope, file, #pack.ids)
       fs.remove(file)
       ctx.uploaded.count = ctx.uploaded.count + #pack.ids
@@ -385,7 +385,13 @@ local function prepare(ctx, server, body, txn)
       error(result, 0)
     end
     log.verbose("%s: the server did not rebuild %s from its recipe: uploading it", d.scope, d.id)
-    server.client:upload(d.scope, d.id, store:path(d.id))
+    local file = ("%s/tmp-upload-%s"):format(ctx.workspace.scope.dir, d.id)
+    store:write_pack({ d.id }, file)
+    local ok_upload, err = pcall(server.client.upload_pack, server.client, d.scope, file, 1)
+    fs.try_remove(file)
+    if not ok_upload then
+      error(err, 0)
+    end
     ctx.uploaded.count = ctx.uploaded.count + 1
     ctx.uploaded.bytes = ctx.uploaded.bytes + store:size_on_disk(d.id)
     ctx.rebuilt = ctx.rebuilt - 1

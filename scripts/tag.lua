@@ -8,12 +8,14 @@
 --   route     the target scope of each (a component without one stops the tag)
 --   build     the build pipeline of each, in dependency order (scripts/pipeline.lua)
 --   store     file blobs and version objects into the local scope
---   commit    refs and .bitmap, through the journal (all or nothing)
+--   commit    the objects' pack, then refs and .bitmap, through the journal
+--             (all or nothing)
 --   report    the summary
 --
 -- ctx: workspace, analysis, opts (the command's options), patterns,
 -- selected (ids), auto_tagged (set), versions (id -> version), results
--- (pipeline results), objects (id -> version object id), tagged (list).
+-- (pipeline results), objects (id -> version object id), tagged (list),
+-- author (a function giving the author of the new versions).
 local components = require("bbit.components")
 local errors = require("bbit.errors")
 local fault = require("bbit.fault")
@@ -36,8 +38,39 @@ local function split_pattern(p)
   return p, nil
 end
 
+-- The author of the new versions: BBIT_AUTHOR_NAME/EMAIL, else git's
+-- identity. git runs while the tag does its other work: start_author() starts
+-- it and returns the function that gives the answer.
+local function start_author()
+  local name = os.getenv("BBIT_AUTHOR_NAME")
+  local email = os.getenv("BBIT_AUTHOR_EMAIL")
+  local git_run
+  if not name or not email then -- git's identity, in one run of git
+    local ok, p = pcall(proc.spawn, { "git", "config", "--get-regexp", "^user\\.(name|email)$" }, { quiet = true })
+    git_run = ok and p or nil
+  end
+  return function()
+    if git_run then
+      local ok, r = pcall(git_run.wait, git_run)
+      git_run:close()
+      git_run = nil
+      local git = {}
+      for key, value in ((ok and r.code == 0 and r.stdout) or ""):gmatch("user%.(%a+) ([^\n]*)") do
+        git[key] = value -- listed from the system to the repository config: the last one wins
+      end
+      name, email = name or git.name, email or git.email
+    end
+    name = (name and name ~= "") and name or os.getenv("USER") or "unknown"
+    return email and email ~= "" and ("%s <%s>"):format(name, email) or name
+  end
+end
+
 tag:step("select", function(ctx)
-  ctx.workspace.store_while_scanning = true -- new and modified files are stored as they are hashed
+  -- every object of this tag goes into one pack (bbit.store), installed by
+  -- the commit step; new and modified files are stored as they are hashed
+  ctx.workspace.scope.store:begin_pack()
+  ctx.workspace.store_while_scanning = true
+  ctx.author = start_author()
   local analysis = components.analyze(ctx.workspace)
   ctx.analysis = analysis
   local selected, explicit_version, seen = {}, {}, {}
@@ -155,21 +188,6 @@ tag:step("build", function(ctx)
     { jobs = ctx.opts.jobs, no_cache = ctx.opts.no_cache, versions = ctx.versions })
 end)
 
-local function author()
-  local name = os.getenv("BBIT_AUTHOR_NAME")
-  local email = os.getenv("BBIT_AUTHOR_EMAIL")
-  if not name or not email then -- git's identity, in one run of git
-    local r = proc.try_run({ "git", "config", "--get-regexp", "^user\\.(name|email)$" })
-    local git = {}
-    for key, value in ((r and r.code == 0 and r.stdout) or ""):gmatch("user%.(%a+) ([^\n]*)") do
-      git[key] = value -- listed from the system to the repository config: the last one wins
-    end
-    name, email = name or git.name, email or git.email
-  end
-  name = (name and name ~= "") and name or os.getenv("USER") or "unknown"
-  return email and email ~= "" and ("%s <%s>"):format(name, email) or name
-end
-
 local function now_iso()
   local epoch = tonumber(os.getenv("SOURCE_DATE_EPOCH") or "")
   return os.date("!%Y-%m-%dT%H:%M:%SZ", epoch and math.floor(epoch) or os.time())
@@ -178,7 +196,7 @@ end
 tag:step("store", function(ctx)
   local ws = ctx.workspace
   local store = ws.scope.store
-  local log_entry = { message = ctx.opts.message or "", author = author(), date = now_iso() }
+  local log_entry = { message = ctx.opts.message or "", author = (ctx.author or start_author())(), date = now_iso() }
   ctx.objects = {}
   for _, id in ipairs(ctx.selected) do
     local comp = ctx.analysis.by_id[id]
@@ -232,6 +250,9 @@ end)
 
 tag:step("commit", function(ctx)
   local ws = ctx.workspace
+  if ws.scope.store:packing() then
+    ws.scope.store:commit_pack() -- before anything points at its objects
+  end
   local refs = ws.scope:refs()
   for _, id in ipairs(ctx.selected) do
     local comp = ctx.analysis.by_id[id]

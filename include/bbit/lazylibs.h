@@ -29,7 +29,8 @@
 
 #define BBIT_MHD_FUNCTIONS(X)                                                                     \
     X(MHD_add_response_header) X(MHD_create_response_from_buffer)                                 \
-    X(MHD_create_response_from_fd64) X(MHD_destroy_response) X(MHD_get_connection_info)           \
+    X(MHD_create_response_from_fd_at_offset64) X(MHD_destroy_response)                            \
+    X(MHD_get_connection_info)                                                                    \
     X(MHD_get_daemon_info) X(MHD_lookup_connection_value) X(MHD_queue_response)                   \
     X(MHD_start_daemon) X(MHD_stop_daemon)
 
@@ -99,7 +100,7 @@ const struct bbit_archive_api *bbit_archive_api(void);
 #define curl_version (bbit_curl_api()->curl_version)
 #define MHD_add_response_header (bbit_mhd_api()->MHD_add_response_header)
 #define MHD_create_response_from_buffer (bbit_mhd_api()->MHD_create_response_from_buffer)
-#define MHD_create_response_from_fd64 (bbit_mhd_api()->MHD_create_response_from_fd64)
+#define MHD_create_response_from_fd_at_offset64 (bbit_mhd_api()->MHD_create_response_from_fd_at_offset64)
 #define MHD_destroy_response (bbit_mhd_api()->MHD_destroy_response)
 #define MHD_get_connection_info (bbit_mhd_api()->MHD_get_connection_info)
 #define MHD_get_daemon_info (bbit_mhd_api()->MHD_get_daemon_info)

@@ -2,9 +2,10 @@
  *
  * An object's id is the lowercase hex SHA-256 of its canonical (uncompressed)
  * bytes; for a file blob that is exactly `sha256sum FILE`. On disk an object
- * is <dir>/objects/<id[0..2]>/<id[2..64]>, holding one zstd frame of its bytes
- * (level BBIT_STORE_ZSTD_LEVEL; any valid single frame is accepted from
- * outside, see mode BBIT_STORE_COMPRESSED).
+ * is one zstd frame of its bytes (level BBIT_STORE_ZSTD_LEVEL; any valid
+ * single frame is accepted from outside, see mode BBIT_STORE_COMPRESSED),
+ * either loose in <dir>/objects/<id[0..2]>/<id[2..64]> or in a pack (see
+ * Packs below).
  *
  * Writes are atomic: bytes go to a fresh temp file under <dir>/objects/tmp/
  * (mkstemp, O_EXCL), which is renamed into place only after the content hash
@@ -34,9 +35,10 @@
  * expected Y)". Ids from outside are validated (bbit_store_is_id) before any
  * path is built from them.
  *
- * Threads: there is no global state. A bbit_store is read-only after open,
- * so distinct threads may call any function on one store concurrently; a
- * writer belongs to one thread at a time.
+ * Threads: there is no global state. Without an open pack (see Packs) a
+ * bbit_store is read-only after open, so distinct threads may call any
+ * function on one store concurrently; a writer belongs to one thread at a
+ * time.
  */
 #ifndef BBIT_STORE_H
 #define BBIT_STORE_H
@@ -83,7 +85,8 @@ void bbit_store_close(bbit_store *store);
 /* The directory the store was opened at. */
 const char *bbit_store_dir(const bbit_store *store);
 
-/* The path of object id into out (whether or not it exists). */
+/* The path object id has, or would have, as a loose object (whether or not
+ * it exists, and even when it is in a pack). */
 int bbit_store_object_path(const bbit_store *store, const char *id, char *out, size_t outlen,
                            char *err, size_t errlen);
 
@@ -162,11 +165,70 @@ int bbit_store_verify(const bbit_store *store, const char *id, uint64_t *size_ou
 int bbit_store_size_on_disk(const bbit_store *store, const char *id, uint64_t *size_out,
                             char *err, size_t errlen);
 
-/* Opens the compressed object file read-only (O_CLOEXEC) to send it as is;
- * returns the fd (the caller closes it) or -1. size_out (may be NULL) gets
- * the file size. The bytes are NOT verified here: the receiver verifies them
+/* Opens the object's stored bytes (one zstd frame) read-only (O_CLOEXEC) to
+ * send them as they are: returns an fd (the caller closes it) or -1. The
+ * bytes are at *offset_out (0 for a loose object, the object's place in a
+ * pack otherwise) and are size_out bytes long (size_out may be NULL). Read
+ * with pread or from that offset: the fd's file position is unspecified. The
+ * bytes are NOT verified here: the receiver verifies them
  * (bbit_store_put_raw_file / a BBIT_STORE_COMPRESSED writer). */
-int bbit_store_open_raw(const bbit_store *store, const char *id, uint64_t *size_out, char *err,
+int bbit_store_open_raw(const bbit_store *store, const char *id, uint64_t *offset_out,
+                        uint64_t *size_out, char *err, size_t errlen);
+
+/* Appends the object's stored bytes (bbit_store_size_on_disk of them, not
+ * verified) at out's current position. */
+int bbit_store_copy_raw(const bbit_store *store, const char *id, int out, char *err,
                         size_t errlen);
+
+/* --- Packs -----------------------------------------------------------------
+ * Many objects written at once (a tag of many components, a large upload on
+ * the server) go into one pack instead of one file each: creating thousands
+ * of small files is what such writes cost on most filesystems.
+ *
+ * A pack is objects/pack/pack-<name>.pack (the magic "BBITPCK1", then the
+ * objects' stored bytes, back to back) with objects/pack/pack-<name>.idx
+ * ("BBITIDX1", u32 count, u32 0, then count entries sorted by id: 32 bytes of
+ * id, u64 offset, u64 length, all little-endian; then the SHA-256 of all
+ * that). <name> is the SHA-256 of the sorted ids. The .idx appears last (by
+ * rename), so a pack is either complete or invisible. Every read still
+ * hashes what it returns.
+ *
+ * bbit_store_pack_begin makes every later write of this store (the writer,
+ * put, put_file, put_raw_file) go into one new pack, until commit or abort.
+ * The objects are readable through this store meanwhile, not through others.
+ * A store knows the packs there were when it was opened and those it
+ * committed itself: reopen it to see packs other stores committed since
+ * (loose objects are seen at once).
+ * While a pack is open the store belongs to one thread, and it takes one
+ * writer at a time. Commit installs the objects: as a pack when there are at
+ * least BBIT_STORE_PACK_MIN_OBJECTS, else as loose objects (a small pack
+ * would only add a file to every later store open). bbit_store_close aborts
+ * a pack still open.
+ *
+ * Packs are merged as they accumulate: after a commit adds a pack, the
+ * smallest packs are merged into one whenever one of them is not larger than
+ * all smaller ones together, so a store holds O(log n) packs and each byte is
+ * rewritten O(log n) times. A merge writes and syncs the new pack before it
+ * removes the old ones; another process's merge in progress is left alone. */
+#define BBIT_STORE_PACK_MIN_OBJECTS 64
+
+struct bbit_store_pack_result {
+    uint64_t objects; /* new objects installed */
+    bool packed;      /* as a pack (else loose) */
+    unsigned merged;  /* packs merged into one afterwards (0: none) */
+};
+
+int bbit_store_pack_begin(bbit_store *store, char *err, size_t errlen);
+
+/* Installs the pending objects. sync: make them durable before returning
+ * (fsync of the pack, its index and folder; syncfs for loose objects). While
+ * a writer is open, commit fails and the pack stays open; any other failed
+ * commit installs nothing and leaves no pack open. A merge that fails only
+ * leaves the packs as they were (out->merged 0). out may be NULL. */
+int bbit_store_pack_commit(bbit_store *store, bool sync, struct bbit_store_pack_result *out,
+                           char *err, size_t errlen);
+
+/* Drops the pending objects (nothing open is allowed). */
+void bbit_store_pack_abort(bbit_store *store);
 
 #endif

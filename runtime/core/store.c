@@ -13,16 +13,10 @@
 
 #include "bbit/sha256.h"
 #include "bbit/store.h"
+#include "store_internal.h"
 
 #define CHUNK_SIZE (128 * 1024) /* read size of file-based calls */
 #define SHOWN_ID_MAX 80         /* how much of an invalid id an error message shows */
-
-struct bbit_store {
-    char *dir;     /* as given, without trailing slashes */
-    char *objects; /* <dir>/objects */
-    char *tmp;     /* <dir>/objects/tmp */
-    bool fsync;
-};
 
 struct bbit_store_writer {
     bbit_store *store;
@@ -36,6 +30,8 @@ struct bbit_store_writer {
     ZSTD_DStream *dstream; /* BBIT_STORE_COMPRESSED */
     bool frame_done;       /* BBIT_STORE_COMPRESSED: the frame ended */
     bool failed;           /* a write failed: only abort is left */
+    bool in_pack;          /* writing into the store's pending pack (not a temp file) */
+    uint64_t pack_start;   /* in_pack: where this object's bytes start */
     unsigned char *buf;    /* zstd output */
     size_t buf_size;
     int fd;                /* the temp file, -1 when closed */
@@ -45,10 +41,7 @@ struct bbit_store_writer {
 /* ------------------------------------------------------------------------ */
 /* Errors */
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
+int store_fail(char *err, size_t errlen, const char *fmt, ...)
 {
     if (err == NULL || errlen == 0)
         return -1;
@@ -63,13 +56,13 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
 }
 
 /* "object store: <subject>: <what>: <strerror(errno)>" */
-static int fail_errno(char *err, size_t errlen, const char *subject, const char *what)
+int store_fail_errno(char *err, size_t errlen, const char *subject, const char *what)
 {
     char buf[128];
     const char *reason = strerror_r(errno, buf, sizeof buf);
     if (what)
-        return fail(err, errlen, "%s: %s: %s", subject, what, reason);
-    return fail(err, errlen, "%s: %s", subject, reason);
+        return store_fail(err, errlen, "%s: %s: %s", subject, what, reason);
+    return store_fail(err, errlen, "%s: %s", subject, reason);
 }
 
 static int fail_invalid_id(char *err, size_t errlen, const char *id)
@@ -79,8 +72,8 @@ static int fail_invalid_id(char *err, size_t errlen, const char *id)
     for (; id && id[n] && n < SHOWN_ID_MAX; n++)
         shown[n] = (id[n] >= 0x20 && id[n] < 0x7f) ? id[n] : '?';
     strcpy(shown + n, id && id[n] ? "..." : "");
-    return fail(err, errlen, "invalid object id \"%s\" (expected 64 lowercase hex digits)",
-                shown);
+    return store_fail(err, errlen, "invalid object id \"%s\" (expected 64 lowercase hex digits)",
+                      shown);
 }
 
 /* Rewrites "object store: <rest>" in err as "object store: <subject>: <rest>". */
@@ -89,14 +82,14 @@ static int fail_with_subject(char *err, size_t errlen, const char *subject, cons
     static const char prefix[] = "object store: ";
     if (strncmp(inner, prefix, sizeof prefix - 1) == 0)
         inner += sizeof prefix - 1;
-    return fail(err, errlen, "%s: %s", subject, inner);
+    return store_fail(err, errlen, "%s: %s", subject, inner);
 }
 
 /* ------------------------------------------------------------------------ */
 /* SHA-256 (bbit/sha256.h) */
 
 /* The lowercase hex digest into hex (65 bytes); frees nothing. */
-static int sha256_finish_hex(bbit_sha256 *h, char hex[BBIT_STORE_ID_LEN + 1])
+int store_sha256_hex(bbit_sha256 *h, char hex[BBIT_STORE_ID_LEN + 1])
 {
     unsigned char md[BBIT_SHA256_LEN];
     if (bbit_sha256_final(h, md) != 0)
@@ -108,7 +101,7 @@ static int sha256_finish_hex(bbit_sha256 *h, char hex[BBIT_STORE_ID_LEN + 1])
 /* ------------------------------------------------------------------------ */
 /* Files */
 
-static int write_all(int fd, const void *data, size_t len)
+int store_write_all(int fd, const void *data, size_t len)
 {
     const char *p = data;
     while (len > 0) {
@@ -133,7 +126,7 @@ static ssize_t read_some(int fd, void *buf, size_t len)
     return n;
 }
 
-static int mkdir_if_missing(const char *path, mode_t mode)
+int store_mkdir(const char *path, mode_t mode)
 {
     if (mkdir(path, mode) == 0 || errno == EEXIST)
         return 0;
@@ -145,22 +138,22 @@ static int mkdir_parents(const char *path, char *err, size_t errlen)
 {
     char buf[PATH_MAX];
     if (strlen(path) >= sizeof buf)
-        return fail(err, errlen, "%s: path too long", path);
+        return store_fail(err, errlen, "%s: path too long", path);
     strcpy(buf, path);
     for (char *p = buf + 1; *p; p++) {
         if (*p != '/')
             continue;
         *p = '\0';
-        if (mkdir_if_missing(buf, 0755) != 0)
-            return fail_errno(err, errlen, buf, "mkdir");
+        if (store_mkdir(buf, 0755) != 0)
+            return store_fail_errno(err, errlen, buf, "mkdir");
         *p = '/';
     }
-    if (mkdir_if_missing(buf, 0755) != 0)
-        return fail_errno(err, errlen, buf, "mkdir");
+    if (store_mkdir(buf, 0755) != 0)
+        return store_fail_errno(err, errlen, buf, "mkdir");
     return 0;
 }
 
-static int fsync_dir(const char *path)
+int store_fsync_dir(const char *path)
 {
     int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
@@ -172,7 +165,7 @@ static int fsync_dir(const char *path)
 
 /* Renames tmp to final unless final exists (then tmp is dropped): objects are
  * never rewritten. */
-static int rename_no_replace(const char *tmp, const char *final)
+int store_rename_no_replace(const char *tmp, const char *final)
 {
     if (renameat2(AT_FDCWD, tmp, AT_FDCWD, final, RENAME_NOREPLACE) == 0)
         return 0;
@@ -219,6 +212,8 @@ static void store_free(bbit_store *store)
     free(store->dir);
     free(store->objects);
     free(store->tmp);
+    free(store->packdir);
+    store_packs_free(store);
     free(store);
 }
 
@@ -228,40 +223,43 @@ static int store_prepare_dirs(const bbit_store *store, unsigned flags, char *err
         return mkdir_parents(store->tmp, err, errlen);
     struct stat st;
     if (stat(store->objects, &st) != 0 || !S_ISDIR(st.st_mode))
-        return fail(err, errlen, "%s: not an object store (no objects/ directory)", store->dir);
+        return store_fail(err, errlen, "%s: not an object store (no objects/ directory)",
+                          store->dir);
     /* a missing tmp/ only matters to writers, which then report it */
-    (void)mkdir_if_missing(store->tmp, 0755);
+    (void)store_mkdir(store->tmp, 0755);
     return 0;
 }
 
 bbit_store *bbit_store_open(const char *dir, unsigned flags, char *err, size_t errlen)
 {
     if (dir == NULL || *dir == '\0') {
-        fail(err, errlen, "empty store directory");
+        store_fail(err, errlen, "empty store directory");
         return NULL;
     }
     bbit_store *store = calloc(1, sizeof *store);
     if (store == NULL || (store->dir = strdup(dir)) == NULL) {
         free(store);
-        fail(err, errlen, "%s: out of memory", dir);
+        store_fail(err, errlen, "%s: out of memory", dir);
         return NULL;
     }
     for (size_t n = strlen(store->dir); n > 1 && store->dir[n - 1] == '/'; n--)
         store->dir[n - 1] = '\0';
     store->objects = join(store->dir, "objects");
     store->tmp = store->objects ? join(store->objects, "tmp") : NULL;
+    store->packdir = store->objects ? join(store->objects, "pack") : NULL;
     store->fsync = (flags & BBIT_STORE_FSYNC) != 0;
-    if (store->tmp == NULL) {
-        fail(err, errlen, "%s: out of memory", dir);
+    if (store->tmp == NULL || store->packdir == NULL) {
+        store_fail(err, errlen, "%s: out of memory", dir);
         store_free(store);
         return NULL;
     }
     if (strlen(store->tmp) + BBIT_STORE_ID_LEN + 16 >= PATH_MAX) {
-        fail(err, errlen, "%s: path too long", dir);
+        store_fail(err, errlen, "%s: path too long", dir);
         store_free(store);
         return NULL;
     }
-    if (store_prepare_dirs(store, flags, err, errlen) != 0) {
+    if (store_prepare_dirs(store, flags, err, errlen) != 0 ||
+        store_packs_load(store, err, errlen) != 0) {
         store_free(store);
         return NULL;
     }
@@ -286,7 +284,7 @@ int bbit_store_object_path(const bbit_store *store, const char *id, char *out, s
         return fail_invalid_id(err, errlen, id);
     int n = snprintf(out, outlen, "%s/%.2s/%s", store->objects, id, id + 2);
     if (n < 0 || (size_t)n >= outlen)
-        return fail(err, errlen, "%s: path too long", store->objects);
+        return store_fail(err, errlen, "%s: path too long", store->objects);
     return 0;
 }
 
@@ -298,20 +296,23 @@ static void fanout_dir(const bbit_store *store, const char *id, char *out)
 
 static int fail_missing(const bbit_store *store, const char *id, char *err, size_t errlen)
 {
-    return fail(err, errlen, "%s: no object %s", store->dir, id);
+    return store_fail(err, errlen, "%s: no object %s", store->dir, id);
 }
 
 int bbit_store_has(const bbit_store *store, const char *id, char *err, size_t errlen)
 {
     char path[PATH_MAX];
+    struct store_loc loc;
     if (bbit_store_object_path(store, id, path, sizeof path, err, errlen) != 0)
         return -1;
+    if (store_pack_find(store, id, &loc))
+        return 1;
     struct stat st;
     if (stat(path, &st) == 0)
         return 1;
     if (errno == ENOENT || errno == ENOTDIR)
         return 0;
-    return fail_errno(err, errlen, path, NULL);
+    return store_fail_errno(err, errlen, path, NULL);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -319,7 +320,9 @@ int bbit_store_has(const bbit_store *store, const char *id, char *err, size_t er
 
 static void writer_free(bbit_store_writer *w)
 {
-    if (w->fd >= 0) {
+    if (w->in_pack)
+        store_pending_release(w->store, NULL, w->pack_start, false, NULL, 0);
+    else if (w->fd >= 0) {
         close(w->fd);
         unlink(w->tmp_path);
     }
@@ -368,7 +371,7 @@ static bbit_store_writer *writer_begin(bbit_store *store, enum bbit_store_input 
     }
     bbit_store_writer *w = calloc(1, sizeof *w);
     if (w == NULL) {
-        fail(err, errlen, "out of memory");
+        store_fail(err, errlen, "out of memory");
         return NULL;
     }
     w->fd = -1;
@@ -381,13 +384,22 @@ static bbit_store_writer *writer_begin(bbit_store *store, enum bbit_store_input 
     }
     if ((w->sha = bbit_sha256_new()) == NULL || writer_init_codec(w, pledged_size) != 0) {
         writer_free(w);
-        fail(err, errlen, "cannot set up the hash or zstd context (out of memory?)");
+        store_fail(err, errlen, "cannot set up the hash or zstd context (out of memory?)");
         return NULL;
+    }
+    if (store->pending) {
+        if (store_pending_claim(store, &w->fd, &w->pack_start, w->tmp_path, sizeof w->tmp_path,
+                                err, errlen) != 0) {
+            writer_free(w);
+            return NULL;
+        }
+        w->in_pack = true;
+        return w;
     }
     snprintf(w->tmp_path, sizeof w->tmp_path, "%s/obj-XXXXXX", store->tmp);
     w->fd = mkostemp(w->tmp_path, O_CLOEXEC);
     if (w->fd < 0) {
-        fail_errno(err, errlen, store->tmp, "cannot create a temp file");
+        store_fail_errno(err, errlen, store->tmp, "cannot create a temp file");
         writer_free(w);
         return NULL;
     }
@@ -409,13 +421,13 @@ uint64_t bbit_store_writer_size(const bbit_store_writer *w)
 
 static int writer_fail_size(bbit_store_writer *w, char *err, size_t errlen)
 {
-    return fail(err, errlen, "object exceeds the size limit of %llu bytes",
-                (unsigned long long)w->max_size);
+    return store_fail(err, errlen, "object exceeds the size limit of %llu bytes",
+                      (unsigned long long)w->max_size);
 }
 
 static int writer_fail_zstd(char *err, size_t errlen, const char *what, size_t code)
 {
-    return fail(err, errlen, "%s (zstd: %s)", what, ZSTD_getErrorName(code));
+    return store_fail(err, errlen, "%s (zstd: %s)", what, ZSTD_getErrorName(code));
 }
 
 /* Compresses in, writing the output, until zstd is done with it (directive
@@ -428,8 +440,8 @@ static int writer_compress(bbit_store_writer *w, ZSTD_inBuffer *in, ZSTD_EndDire
         size_t left = ZSTD_compressStream2(w->cstream, &out, in, directive);
         if (ZSTD_isError(left))
             return writer_fail_zstd(err, errlen, "compression failed", left);
-        if (write_all(w->fd, w->buf, out.pos) != 0)
-            return fail_errno(err, errlen, w->tmp_path, "write");
+        if (store_write_all(w->fd, w->buf, out.pos) != 0)
+            return store_fail_errno(err, errlen, w->tmp_path, "write");
         bool finished = directive == ZSTD_e_end ? left == 0 : in->pos == in->size;
         if (finished)
             return 0;
@@ -443,7 +455,7 @@ static int writer_write_raw(bbit_store_writer *w, const void *data, size_t len, 
         return writer_fail_size(w, err, errlen);
     w->raw_size += len;
     if (bbit_sha256_update(w->sha, data, len) != 0)
-        return fail(err, errlen, "sha256 failed");
+        return store_fail(err, errlen, "sha256 failed");
     ZSTD_inBuffer in = {data, len, 0};
     return writer_compress(w, &in, ZSTD_e_continue, err, errlen);
 }
@@ -461,14 +473,14 @@ static int writer_decompress(bbit_store_writer *w, ZSTD_inBuffer *in, char *err,
         if (w->max_size && w->raw_size > w->max_size)
             return writer_fail_size(w, err, errlen);
         if (bbit_sha256_update(w->sha, out.dst, out.pos) != 0)
-            return fail(err, errlen, "sha256 failed");
+            return store_fail(err, errlen, "sha256 failed");
         if (left == 0) {
             w->frame_done = true;
             break;
         }
     }
     if (in->pos < in->size)
-        return fail(err, errlen, "invalid zstd frame (trailing data after the frame)");
+        return store_fail(err, errlen, "invalid zstd frame (trailing data after the frame)");
     return 0;
 }
 
@@ -478,9 +490,9 @@ static int writer_write_compressed(bbit_store_writer *w, const void *data, size_
     if (len == 0)
         return 0;
     if (w->frame_done)
-        return fail(err, errlen, "invalid zstd frame (trailing data after the frame)");
-    if (write_all(w->fd, data, len) != 0)
-        return fail_errno(err, errlen, w->tmp_path, "write");
+        return store_fail(err, errlen, "invalid zstd frame (trailing data after the frame)");
+    if (store_write_all(w->fd, data, len) != 0)
+        return store_fail_errno(err, errlen, w->tmp_path, "write");
     ZSTD_inBuffer in = {data, len, 0};
     return writer_decompress(w, &in, err, errlen);
 }
@@ -489,7 +501,7 @@ int bbit_store_writer_write(bbit_store_writer *w, const void *data, size_t len, 
                             size_t errlen)
 {
     if (w->failed)
-        return fail(err, errlen, "write after a failed write (abort the writer)");
+        return store_fail(err, errlen, "write after a failed write (abort the writer)");
     int rc = w->input == BBIT_STORE_RAW ? writer_write_raw(w, data, len, err, errlen)
                                         : writer_write_compressed(w, data, len, err, errlen);
     if (rc != 0)
@@ -506,45 +518,69 @@ static int writer_finish(bbit_store_writer *w, char id[BBIT_STORE_ID_LEN + 1], c
         if (writer_compress(w, &in, ZSTD_e_end, err, errlen) != 0)
             return -1;
     } else if (!w->frame_done) {
-        return fail(err, errlen, "truncated zstd frame");
+        return store_fail(err, errlen, "truncated zstd frame");
     }
-    if (sha256_finish_hex(w->sha, id) != 0)
-        return fail(err, errlen, "sha256 failed");
+    if (store_sha256_hex(w->sha, id) != 0)
+        return store_fail(err, errlen, "sha256 failed");
     if (w->has_expected && strcmp(id, w->expected) != 0)
-        return fail(err, errlen, "hash mismatch: received bytes hash to %s, expected %s", id,
-                    w->expected);
+        return store_fail(err, errlen, "hash mismatch: received bytes hash to %s, expected %s", id,
+                          w->expected);
     return 0;
 }
 
-/* Closes the temp file and renames it into place (or drops it). */
-static int writer_install(bbit_store_writer *w, const char *id, char *err, size_t errlen)
+/* Closes temp file tmp (fd) and renames it into place as object id (or drops
+ * it when the object exists). */
+int store_install_loose(bbit_store *store, int fd, const char *tmp, const char *id, char *err,
+                        size_t errlen)
 {
     char dir[PATH_MAX], final[PATH_MAX];
-    int fd = w->fd;
-    if (w->store->fsync && fsync(fd) != 0)
-        return fail_errno(err, errlen, w->tmp_path, "fsync");
-    if (fchmod(fd, 0444) != 0)
-        return fail_errno(err, errlen, w->tmp_path, "chmod");
-    w->fd = -1;
+    if (store->fsync && fsync(fd) != 0) {
+        store_fail_errno(err, errlen, tmp, "fsync");
+        close(fd);
+        unlink(tmp);
+        return -1;
+    }
+    if (fchmod(fd, 0444) != 0) {
+        store_fail_errno(err, errlen, tmp, "chmod");
+        close(fd);
+        unlink(tmp);
+        return -1;
+    }
     if (close(fd) != 0) {
-        fail_errno(err, errlen, w->tmp_path, "close");
-        unlink(w->tmp_path);
+        store_fail_errno(err, errlen, tmp, "close");
+        unlink(tmp);
         return -1;
     }
-    fanout_dir(w->store, id, dir);
-    bbit_store_object_path(w->store, id, final, sizeof final, NULL, 0);
+    fanout_dir(store, id, dir);
+    bbit_store_object_path(store, id, final, sizeof final, NULL, 0);
     /* the fan-out directory usually exists: make it only when the rename says so */
-    int rc = rename_no_replace(w->tmp_path, final);
-    if (rc != 0 && errno == ENOENT && mkdir_if_missing(dir, 0755) == 0)
-        rc = rename_no_replace(w->tmp_path, final);
+    int rc = store_rename_no_replace(tmp, final);
+    if (rc != 0 && errno == ENOENT && store_mkdir(dir, 0755) == 0)
+        rc = store_rename_no_replace(tmp, final);
     if (rc != 0) {
-        fail_errno(err, errlen, final, "cannot store the object");
-        unlink(w->tmp_path);
+        store_fail_errno(err, errlen, final, "cannot store the object");
+        unlink(tmp);
         return -1;
     }
-    if (w->store->fsync && fsync_dir(dir) != 0)
-        return fail_errno(err, errlen, dir, "fsync");
+    if (store->fsync && store_fsync_dir(dir) != 0)
+        return store_fail_errno(err, errlen, dir, "fsync");
     return 0;
+}
+
+/* Installs the finished object: a loose file, or a range of the pending pack
+ * (dropped when the store already has the object). */
+static int writer_install(bbit_store_writer *w, const char *id, char *err, size_t errlen)
+{
+    if (w->in_pack) {
+        w->in_pack = false;
+        w->fd = -1; /* the pack's: not the writer's to close */
+        int has = bbit_store_has(w->store, id, err, errlen);
+        int rc = store_pending_release(w->store, id, w->pack_start, has == 0, err, errlen);
+        return has < 0 ? -1 : rc;
+    }
+    int fd = w->fd;
+    w->fd = -1;
+    return store_install_loose(w->store, fd, w->tmp_path, id, err, errlen);
 }
 
 int bbit_store_writer_commit(bbit_store_writer *w, char id_out[BBIT_STORE_ID_LEN + 1],
@@ -553,7 +589,7 @@ int bbit_store_writer_commit(bbit_store_writer *w, char id_out[BBIT_STORE_ID_LEN
     char id[BBIT_STORE_ID_LEN + 1];
     int rc;
     if (w->failed)
-        rc = fail(err, errlen, "commit after a failed write");
+        rc = store_fail(err, errlen, "commit after a failed write");
     else if ((rc = writer_finish(w, id, err, errlen)) == 0)
         rc = writer_install(w, id, err, errlen);
     if (rc == 0)
@@ -596,11 +632,11 @@ static int writer_feed_fd(bbit_store_writer *w, int fd, const char *path, uint64
     uint64_t total = 0;
     int rc = 0;
     if (buf == NULL)
-        return fail(err, errlen, "%s: out of memory", path);
+        return store_fail(err, errlen, "%s: out of memory", path);
     for (;;) {
         ssize_t n = read_some(fd, buf, chunk);
         if (n < 0) {
-            rc = fail_errno(err, errlen, path, "read");
+            rc = store_fail_errno(err, errlen, path, "read");
             break;
         }
         if (n == 0)
@@ -615,7 +651,7 @@ static int writer_feed_fd(bbit_store_writer *w, int fd, const char *path, uint64
     }
     free(buf);
     if (rc == 0 && expected_size != UINT64_MAX && total != expected_size)
-        rc = fail(err, errlen, "%s: file changed while it was read", path);
+        rc = store_fail(err, errlen, "%s: file changed while it was read", path);
     return rc;
 }
 
@@ -624,14 +660,14 @@ static int open_regular(const char *path, struct stat *st, char *err, size_t err
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return fail_errno(err, errlen, path, NULL);
+        return store_fail_errno(err, errlen, path, NULL);
     if (fstat(fd, st) != 0) {
-        fail_errno(err, errlen, path, "stat");
+        store_fail_errno(err, errlen, path, "stat");
         close(fd);
         return -1;
     }
     if (!S_ISREG(st->st_mode)) {
-        fail(err, errlen, "%s: not a regular file", path);
+        store_fail(err, errlen, "%s: not a regular file", path);
         close(fd);
         return -1;
     }
@@ -646,11 +682,11 @@ static int hash_fd(int fd, const char *path, char hex[BBIT_STORE_ID_LEN + 1], ch
     bbit_sha256 *h = bbit_sha256_new();
     int rc = 0;
     if (!h)
-        rc = fail(err, errlen, "%s: out of memory", path);
+        rc = store_fail(err, errlen, "%s: out of memory", path);
     else if (bbit_sha256_update_fd(h, fd, NULL) != 0)
-        rc = fail_errno(err, errlen, path, "read");
-    else if (sha256_finish_hex(h, hex) != 0)
-        rc = fail(err, errlen, "sha256 failed");
+        rc = store_fail_errno(err, errlen, path, "read");
+    else if (store_sha256_hex(h, hex) != 0)
+        rc = store_fail(err, errlen, "sha256 failed");
     bbit_sha256_free(h);
     return rc;
 }
@@ -680,7 +716,7 @@ static int put_file_hashed_first(bbit_store *store, const char *path,
         rc = -1;
         bbit_store_writer *w = NULL;
         if (lseek(fd, 0, SEEK_SET) != 0)
-            fail_errno(err, errlen, path, "seek");
+            store_fail_errno(err, errlen, path, "seek");
         else if ((w = writer_begin(store, BBIT_STORE_RAW, id, 0, (uint64_t)st.st_size, err,
                                    errlen)) != NULL &&
                  writer_feed_fd(w, fd, path, (uint64_t)st.st_size, err, errlen) == 0) {
@@ -764,7 +800,7 @@ struct reader {
 
 static int reader_fail_corrupt(struct reader *r, char *err, size_t errlen, const char *why)
 {
-    return fail(err, errlen, "%s: corrupt object (%s)", r->path, why);
+    return store_fail(err, errlen, "%s: corrupt object (%s)", r->path, why);
 }
 
 /* Sizes the output buffer from the first chunk: a small object whose frame
@@ -785,21 +821,21 @@ static int reader_chunk(struct reader *r, size_t len, char *err, size_t errlen)
 {
     ZSTD_inBuffer in = {r->in_buf, len, 0};
     if (r->out_buf == NULL && reader_alloc_output(r, len) != 0)
-        return fail(err, errlen, "%s: out of memory", r->path);
+        return store_fail(err, errlen, "%s: out of memory", r->path);
     if (r->frame_done)
         return reader_fail_corrupt(r, err, errlen, "trailing data after the zstd frame");
     while (in.pos < in.size) {
         ZSTD_outBuffer out = {r->out_buf, r->out_size, 0};
         size_t left = ZSTD_decompressStream(r->dstream, &out, &in);
         if (ZSTD_isError(left))
-            return fail(err, errlen, "%s: corrupt object (zstd: %s)", r->path,
-                        ZSTD_getErrorName(left));
+            return store_fail(err, errlen, "%s: corrupt object (zstd: %s)", r->path,
+                              ZSTD_getErrorName(left));
         r->total += out.pos;
         if (r->max_size && r->total > r->max_size)
-            return fail(err, errlen, "%s: object is larger than the limit of %llu bytes",
-                        r->path, (unsigned long long)r->max_size);
+            return store_fail(err, errlen, "%s: object is larger than the limit of %llu bytes",
+                              r->path, (unsigned long long)r->max_size);
         if (bbit_sha256_update(r->sha, out.dst, out.pos) != 0)
-            return fail(err, errlen, "sha256 failed");
+            return store_fail(err, errlen, "sha256 failed");
         if (r->sink && r->sink(r->sink_ctx, out.dst, out.pos, err, errlen) != 0)
             return -1;
         if (left == 0) {
@@ -812,44 +848,86 @@ static int reader_chunk(struct reader *r, size_t len, char *err, size_t errlen)
     return 0;
 }
 
-static int reader_run(struct reader *r, int fd, const char *id, char *err, size_t errlen)
+static int reader_run(struct reader *r, const struct store_loc *loc, const char *id, char *err,
+                      size_t errlen)
 {
     char actual[BBIT_STORE_ID_LEN + 1];
-    for (;;) {
-        ssize_t n = read_some(fd, r->in_buf, r->in_size);
+    uint64_t at = loc->offset, end = loc->offset + loc->length;
+    while (at < end) {
+        size_t want = end - at < r->in_size ? (size_t)(end - at) : r->in_size;
+        ssize_t n;
+        do
+            n = pread(loc->fd, r->in_buf, want, (off_t)at);
+        while (n < 0 && errno == EINTR);
         if (n < 0)
-            return fail_errno(err, errlen, r->path, "read");
+            return store_fail_errno(err, errlen, r->path, "read");
         if (n == 0)
-            break;
+            break; /* a loose file that shrank: the frame check below reports it */
+        at += (uint64_t)n;
         if (reader_chunk(r, (size_t)n, err, errlen) != 0)
             return -1;
     }
     if (!r->frame_done)
-        return fail(err, errlen, "%s: truncated zstd frame", r->path);
-    if (sha256_finish_hex(r->sha, actual) != 0)
-        return fail(err, errlen, "sha256 failed");
+        return store_fail(err, errlen, "%s: truncated zstd frame", r->path);
+    if (store_sha256_hex(r->sha, actual) != 0)
+        return store_fail(err, errlen, "sha256 failed");
     if (strcmp(actual, id) != 0)
-        return fail(err, errlen, "%s: corrupt object (content hash is %s, expected %s)", r->path,
-                    actual, id);
+        return store_fail(err, errlen, "%s: corrupt object (content hash is %s, expected %s)",
+                          r->path, actual, id);
     return 0;
+}
+
+/* Finds object id: 1 with loc filled (close loc->fd when loc->owned), 0 when
+ * the store lacks it, -1 on an error. */
+static int locate(const bbit_store *store, const char *id, struct store_loc *loc, char *err,
+                  size_t errlen)
+{
+    if (!bbit_store_is_id(id))
+        return fail_invalid_id(err, errlen, id);
+    if (store_pack_find(store, id, loc))
+        return 1;
+    bbit_store_object_path(store, id, loc->path, sizeof loc->path, NULL, 0);
+    loc->fd = open(loc->path, O_RDONLY | O_CLOEXEC);
+    if (loc->fd < 0)
+        return errno == ENOENT || errno == ENOTDIR ? 0
+                                                   : store_fail_errno(err, errlen, loc->path, NULL);
+    struct stat st;
+    if (fstat(loc->fd, &st) != 0) {
+        store_fail_errno(err, errlen, loc->path, "stat");
+        close(loc->fd);
+        return -1;
+    }
+    loc->owned = true;
+    loc->offset = 0;
+    loc->length = (uint64_t)st.st_size;
+    return 1;
+}
+
+/* locate, with a missing object as an error. */
+static int locate_existing(const bbit_store *store, const char *id, struct store_loc *loc,
+                           char *err, size_t errlen)
+{
+    int found = locate(store, id, loc, err, errlen);
+    return found == 1 ? 0 : found == 0 ? fail_missing(store, id, err, errlen) : -1;
+}
+
+static void loc_close(struct store_loc *loc)
+{
+    if (loc->owned)
+        close(loc->fd);
 }
 
 /* Streams object id through sink, then verifies its hash. */
 static int read_object(const bbit_store *store, const char *id, uint64_t max_size, sink_fn sink,
                        void *sink_ctx, uint64_t *size_out, char *err, size_t errlen)
 {
-    char path[PATH_MAX];
-    if (bbit_store_object_path(store, id, path, sizeof path, err, errlen) != 0)
+    struct store_loc loc;
+    if (locate_existing(store, id, &loc, err, errlen) != 0)
         return -1;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return errno == ENOENT ? fail_missing(store, id, err, errlen)
-                               : fail_errno(err, errlen, path, NULL);
-    struct reader r = {.path = path, .max_size = max_size, .sink = sink, .sink_ctx = sink_ctx};
-    struct stat st;
+    struct reader r = {.path = loc.path, .max_size = max_size, .sink = sink, .sink_ctx = sink_ctx};
     r.in_size = ZSTD_DStreamInSize();
-    if (fstat(fd, &st) == 0 && (uint64_t)st.st_size < r.in_size)
-        r.in_size = (size_t)st.st_size + 1; /* a small object is read in one go */
+    if (loc.length < r.in_size)
+        r.in_size = (size_t)loc.length + 1; /* a small object is read in one go */
     r.dstream = ZSTD_createDStream();
     r.sha = bbit_sha256_new();
     r.in_buf = malloc(r.in_size);
@@ -857,12 +935,12 @@ static int read_object(const bbit_store *store, const char *id, uint64_t max_siz
     if (!r.dstream || !r.sha || !r.in_buf ||
         ZSTD_isError(ZSTD_DCtx_setParameter(r.dstream, ZSTD_d_windowLogMax,
                                             BBIT_STORE_WINDOW_LOG_MAX)))
-        rc = fail(err, errlen, "%s: out of memory", path);
+        rc = store_fail(err, errlen, "%s: out of memory", loc.path);
     else
-        rc = reader_run(&r, fd, id, err, errlen);
+        rc = reader_run(&r, &loc, id, err, errlen);
     if (rc == 0 && size_out)
         *size_out = r.total;
-    close(fd);
+    loc_close(&loc);
     ZSTD_freeDStream(r.dstream);
     bbit_sha256_free(r.sha);
     free(r.in_buf);
@@ -893,7 +971,7 @@ static int memory_sink(void *ctx, const void *data, size_t len, char *err, size_
             cap *= 2;
         unsigned char *p = realloc(m->data, cap);
         if (p == NULL)
-            return fail(err, errlen, "out of memory");
+            return store_fail(err, errlen, "out of memory");
         m->data = p;
         m->cap = cap;
     }
@@ -929,8 +1007,8 @@ struct file_sink {
 static int file_sink(void *ctx, const void *data, size_t len, char *err, size_t errlen)
 {
     struct file_sink *f = ctx;
-    if (write_all(f->fd, data, len) != 0)
-        return fail_errno(err, errlen, f->path, "write");
+    if (store_write_all(f->fd, data, len) != 0)
+        return store_fail_errno(err, errlen, f->path, "write");
     return 0;
 }
 
@@ -939,11 +1017,11 @@ static int install_file(const bbit_store *store, int fd, const char *tmp, const 
                         mode_t mode, char *err, size_t errlen)
 {
     if (fchmod(fd, mode) != 0)
-        return fail_errno(err, errlen, tmp, "chmod");
+        return store_fail_errno(err, errlen, tmp, "chmod");
     if (store->fsync && fsync(fd) != 0)
-        return fail_errno(err, errlen, tmp, "fsync");
+        return store_fail_errno(err, errlen, tmp, "fsync");
     if (rename(tmp, dest) != 0)
-        return fail_errno(err, errlen, dest, "rename");
+        return store_fail_errno(err, errlen, dest, "rename");
     return 0;
 }
 
@@ -955,16 +1033,16 @@ int bbit_store_get_file(const bbit_store *store, const char *id, const char *des
         return fail_invalid_id(err, errlen, id);
     int n = snprintf(tmp, sizeof tmp, "%s.tmp-XXXXXX", dest);
     if (n < 0 || (size_t)n >= sizeof tmp)
-        return fail(err, errlen, "%s: path too long", dest);
+        return store_fail(err, errlen, "%s: path too long", dest);
     int fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0)
-        return fail_errno(err, errlen, dest, "cannot create a temp file");
+        return store_fail_errno(err, errlen, dest, "cannot create a temp file");
     struct file_sink f = {fd, tmp};
     int rc = read_object(store, id, 0, file_sink, &f, NULL, err, errlen);
     if (rc == 0)
         rc = install_file(store, fd, tmp, dest, mode, err, errlen);
     if (close(fd) != 0 && rc == 0)
-        rc = fail_errno(err, errlen, tmp, "close");
+        rc = store_fail_errno(err, errlen, tmp, "close");
     if (rc != 0)
         unlink(tmp);
     return rc;
@@ -979,34 +1057,38 @@ int bbit_store_verify(const bbit_store *store, const char *id, uint64_t *size_ou
 int bbit_store_size_on_disk(const bbit_store *store, const char *id, uint64_t *size_out,
                             char *err, size_t errlen)
 {
-    char path[PATH_MAX];
-    struct stat st;
-    if (bbit_store_object_path(store, id, path, sizeof path, err, errlen) != 0)
+    struct store_loc loc;
+    if (locate_existing(store, id, &loc, err, errlen) != 0)
         return -1;
-    if (stat(path, &st) != 0)
-        return errno == ENOENT ? fail_missing(store, id, err, errlen)
-                               : fail_errno(err, errlen, path, NULL);
-    *size_out = (uint64_t)st.st_size;
+    *size_out = loc.length;
+    loc_close(&loc);
     return 0;
 }
 
-int bbit_store_open_raw(const bbit_store *store, const char *id, uint64_t *size_out, char *err,
+int bbit_store_open_raw(const bbit_store *store, const char *id, uint64_t *offset_out,
+                        uint64_t *size_out, char *err, size_t errlen)
+{
+    struct store_loc loc;
+    if (locate_existing(store, id, &loc, err, errlen) != 0)
+        return -1;
+    int fd = loc.fd;
+    if (!loc.owned && (fd = fcntl(loc.fd, F_DUPFD_CLOEXEC, 0)) < 0)
+        return store_fail_errno(err, errlen, loc.path, "dup");
+    *offset_out = loc.offset;
+    if (size_out)
+        *size_out = loc.length;
+    return fd;
+}
+
+int bbit_store_copy_raw(const bbit_store *store, const char *id, int out, char *err,
                         size_t errlen)
 {
-    char path[PATH_MAX];
-    struct stat st;
-    if (bbit_store_object_path(store, id, path, sizeof path, err, errlen) != 0)
+    struct store_loc loc;
+    if (locate_existing(store, id, &loc, err, errlen) != 0)
         return -1;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return errno == ENOENT ? fail_missing(store, id, err, errlen)
-                               : fail_errno(err, errlen, path, NULL);
-    if (fstat(fd, &st) != 0) {
-        fail_errno(err, errlen, path, "stat");
-        close(fd);
-        return -1;
-    }
-    if (size_out)
-        *size_out = (uint64_t)st.st_size;
-    return fd;
+    int rc = store_copy_range(loc.fd, loc.offset, loc.length, out);
+    if (rc != 0)
+        store_fail_errno(err, errlen, loc.path, "copy");
+    loc_close(&loc);
+    return rc;
 }

@@ -4,9 +4,13 @@
  * return nil, "object store: <path or id>: <reason>": the store's messages
  * already name the module and the subject, so they are passed on unchanged.
  * Wrong argument types and a closed handle raise. */
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bbit/luax.h"
 #include "bbit/store.h"
@@ -240,6 +244,94 @@ static int store_size_on_disk(lua_State *L)
     return 1;
 }
 
+// true = store:begin_pack(): later writes go into one pack (see bbit/store.h)
+static int store_begin_pack(lua_State *L)
+{
+    bbit_store *store = check_store(L);
+    char err[BBIT_STORE_ERR_SIZE];
+    if (bbit_store_pack_begin(store, err, sizeof err) != 0)
+        return bbit_fail(L, "%s", err);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+// {objects, packed, merged} = store:commit_pack(sync?)
+static int store_commit_pack(lua_State *L)
+{
+    bbit_store *store = check_store(L);
+    bool sync = lua_toboolean(L, 2);
+    struct bbit_store_pack_result result;
+    char err[BBIT_STORE_ERR_SIZE];
+    if (bbit_store_pack_commit(store, sync, &result, err, sizeof err) != 0)
+        return bbit_fail(L, "%s", err);
+    lua_createtable(L, 0, 3);
+    lua_pushinteger(L, (lua_Integer)result.objects);
+    lua_setfield(L, -2, "objects");
+    lua_pushboolean(L, result.packed);
+    lua_setfield(L, -2, "packed");
+    lua_pushinteger(L, (lua_Integer)result.merged);
+    lua_setfield(L, -2, "merged");
+    return 1;
+}
+
+// store:abort_pack()
+static int store_abort_pack(lua_State *L)
+{
+    bbit_store_pack_abort(check_store(L));
+    return 0;
+}
+
+/* Appends one "<id> <size>\n" header and the object's stored bytes to out. */
+static int append_raw(bbit_store *store, const char *id, int out, const char *path, char *err,
+                      size_t errlen)
+{
+    uint64_t size;
+    if (bbit_store_size_on_disk(store, id, &size, err, errlen) != 0)
+        return -1;
+    char header[BBIT_STORE_ID_LEN + 32];
+    int n = snprintf(header, sizeof header, "%s %llu\n", id, (unsigned long long)size);
+    if (write(out, header, (size_t)n) != n) {
+        snprintf(err, errlen, "cannot write the pack %s: %s", path, strerror(errno));
+        return -1;
+    }
+    return bbit_store_copy_raw(store, id, out, err, errlen);
+}
+
+// bytes = store:write_pack(ids, path): the upload format of POST .../objects/pack
+// (runtime/server/pack.c): for each id, "<id> <size>\n" and its stored bytes
+static int store_write_pack(lua_State *L)
+{
+    bbit_store *store = check_store(L);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    const char *path = luaL_checkstring(L, 3);
+    lua_Integer n = luaL_len(L, 2);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_geti(L, 2, i);
+        if (check_id(L, -1) == NULL)
+            return 2;
+        lua_pop(L, 1);
+    }
+    int out = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (out < 0)
+        return bbit_fail(L, "cannot write the pack %s: %s", path, strerror(errno));
+    char err[BBIT_STORE_ERR_SIZE];
+    int rc = 0;
+    for (lua_Integer i = 1; rc == 0 && i <= n; i++) {
+        lua_geti(L, 2, i);
+        rc = append_raw(store, lua_tostring(L, -1), out, path, err, sizeof err);
+        lua_pop(L, 1);
+    }
+    off_t total = lseek(out, 0, SEEK_CUR);
+    if (close(out) != 0 && rc == 0) {
+        rc = -1;
+        snprintf(err, sizeof err, "cannot write the pack %s: %s", path, strerror(errno));
+    }
+    if (rc != 0)
+        return bbit_fail(L, "%s", err);
+    lua_pushinteger(L, (lua_Integer)total);
+    return 1;
+}
+
 // bool = core.store.is_id(s)
 static int store_is_id(lua_State *L)
 {
@@ -263,6 +355,10 @@ int luaopen_bbit_core_store(lua_State *L)
         {"get_file", store_get_file},
         {"verify", store_verify},
         {"size_on_disk", store_size_on_disk},
+        {"begin_pack", store_begin_pack},
+        {"commit_pack", store_commit_pack},
+        {"abort_pack", store_abort_pack},
+        {"write_pack", store_write_pack},
         {NULL, NULL},
     };
     static const luaL_Reg fns[] = {

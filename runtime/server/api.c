@@ -303,16 +303,16 @@ int api_object_get(struct srv_request *r)
     if (!store)
         return 0;
     char err[BBIT_STORE_ERR_SIZE];
-    uint64_t size = 0;
+    uint64_t offset = 0, size = 0;
     int has = bbit_store_has(store, id, err, sizeof err);
-    int fd = has == 1 ? bbit_store_open_raw(store, id, &size, err, sizeof err) : -1;
+    int fd = has == 1 ? bbit_store_open_raw(store, id, &offset, &size, err, sizeof err) : -1;
     bbit_store_close(store);
     if (has == 0)
         return srv_send_error(r, 404, "object_not_found", "object %s does not exist on scope %s",
                               id, r->params[0]);
     if (fd < 0)
         return srv_send_internal(r, err);
-    return srv_send_file(r, fd, size);
+    return srv_send_file(r, fd, offset, size);
 }
 
 // PUT /api/v1/scopes/{scope}/objects/{id} (body: one zstd frame) -> {"id", "stored"}

@@ -223,8 +223,8 @@ int srv_send_error_details(struct srv_request *r, unsigned status, const char *c
     srv_send_error_details((r), (status), (code), NULL, __VA_ARGS__)
 /* 500 internal with a logged reason (the client gets a generic message). */
 int srv_send_internal(struct srv_request *r, const char *reason);
-/* Sends the file fd (size bytes) as application/octet-stream; takes the fd. */
-int srv_send_file(struct srv_request *r, int fd, uint64_t size);
+/* Sends size bytes of file fd from offset as application/octet-stream; takes the fd. */
+int srv_send_file(struct srv_request *r, int fd, uint64_t offset, uint64_t size);
 /* The parsed JSON body (an object), or NULL after sending 400. The caller deletes it. */
 cJSON *srv_parse_body(struct srv_request *r);
 /* A query argument (decoded) or NULL. */

@@ -5,10 +5,11 @@
  *   body: repeated  "<64 hex id> <size>\n" <size bytes: the object as stored, one zstd frame>
  *
  * Each object is verified while it streams in (the store writer decompresses
- * and hashes it; the id must match) and stored on its own, so a pack cut off
- * midway leaves only complete, verified objects. Objects the scope already has
- * are skipped. The new objects are flushed with one syncfs() at the end
- * instead of one fsync each. Answers 200 {"stored": n, "existing": m}, or an
+ * and hashes it; the id must match). Objects the scope already has are
+ * skipped. The new ones go into one store pack (bbit/store.h: a pack file
+ * when there are many, loose objects when few), installed and synced when
+ * the body ends, also when it ends early: a pack cut off midway keeps its
+ * complete, verified objects. Answers 200 {"stored": n, "existing": m}, or an
  * error naming the first bad object (nothing after it is stored). */
 #include <errno.h>
 #include <fcntl.h>
@@ -30,6 +31,7 @@ struct srv_pack {
     uint64_t remaining;
     char id[BBIT_STORE_ID_LEN + 1];
     bbit_store_writer *writer; /* NULL while skipping an existing object */
+    bool packing;              /* the store's pack is open */
     uint64_t stored, existing;
     /* the first failure: answered when the body is complete */
     bool failed;
@@ -70,10 +72,11 @@ int srv_pack_begin(struct srv_request *r)
         return -1;
     }
     r->store = bbit_store_open(dir, BBIT_STORE_CREATE, err, sizeof err);
-    if (!r->store) {
+    if (!r->store || bbit_store_pack_begin(r->store, err, sizeof err) != 0) {
         srv_send_internal(r, err);
         return -1;
     }
+    r->pack->packing = true;
     return 0;
 }
 
@@ -184,20 +187,27 @@ void srv_pack_receive(struct srv_request *r, const char *data, size_t len)
     }
 }
 
+/* Installs (and syncs) the objects received so far. */
+static int install(struct srv_request *r, char *err, size_t errlen)
+{
+    struct srv_pack *p = r->pack;
+    if (!p->packing)
+        return 0;
+    p->packing = false;
+    bbit_store_writer_abort(p->writer); /* an object cut off midway */
+    p->writer = NULL;
+    return bbit_store_pack_commit(r->store, true, NULL, err, errlen);
+}
+
 int api_objects_pack(struct srv_request *r)
 {
     struct srv_pack *p = r->pack;
     if (!p->failed && (p->in_object || p->header_len > 0))
         pack_fail(p, 400, "bad_request", "pack: the body ends inside object %s",
                   p->in_object ? p->id : "(header)");
-    /* one flush for every object of the pack (they are complete and renamed) */
-    if (p->stored > 0) {
-        int fd = open(bbit_store_dir(r->store), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd >= 0) {
-            syncfs(fd);
-            close(fd);
-        }
-    }
+    char err[BBIT_STORE_ERR_SIZE];
+    if (install(r, err, sizeof err) != 0)
+        return srv_send_internal(r, err);
     if (p->failed) {
         if (p->status == 500)
             return srv_send_internal(r, p->message);
@@ -213,7 +223,9 @@ void srv_pack_free(struct srv_request *r)
 {
     if (!r->pack)
         return;
-    bbit_store_writer_abort(r->pack->writer);
+    char err[BBIT_STORE_ERR_SIZE];
+    if (install(r, err, sizeof err) != 0)
+        fprintf(stderr, "bbit serve: %s %s: the objects received: %s\n", r->method, r->path, err);
     free(r->pack);
     r->pack = NULL;
 }

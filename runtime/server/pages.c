@@ -795,7 +795,7 @@ static int send_blob(struct srv_request *r, bbit_store *store, const char *blob,
     char disp[600];
     if (disposition(disp_type, filename, disp, sizeof disp) != 0)
         snprintf(disp, sizeof disp, "%s", disp_type);
-    struct MHD_Response *resp = MHD_create_response_from_fd64((uint64_t)st.st_size, fd);
+    struct MHD_Response *resp = MHD_create_response_from_fd_at_offset64((uint64_t)st.st_size, fd, 0);
     if (!resp) {
         close(fd);
         return -1;

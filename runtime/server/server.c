@@ -133,9 +133,9 @@ int srv_send_internal(struct srv_request *r, const char *reason)
     return srv_send_error(r, 500, "internal", "internal server error (see the server log)");
 }
 
-int srv_send_file(struct srv_request *r, int fd, uint64_t size)
+int srv_send_file(struct srv_request *r, int fd, uint64_t offset, uint64_t size)
 {
-    struct MHD_Response *resp = MHD_create_response_from_fd64(size, fd);
+    struct MHD_Response *resp = MHD_create_response_from_fd_at_offset64(size, fd, offset);
     if (!resp) {
         close(fd);
         return -1;

@@ -34,6 +34,15 @@ The steps are a workflow (bbit scripts show tag) a workspace can hook into.]],
     end
     local ws = workspace.open(nil, { lock = "fail" })
     local tag = workflow.load("tag", ws.root)
+    -- a tag that stopped (a task failed) keeps what it stored in its pack:
+    -- the task cache refers to it
+    local keep <close> = setmetatable({}, {
+      __close = function(_, err)
+        if ws.scope.store:packing() and not require("bbit.errors").is_interrupt(err) then
+          pcall(ws.scope.store.commit_pack, ws.scope.store)
+        end
+      end,
+    })
     tag:run({ workspace = ws, opts = ctx.opts, patterns = ctx.args })
     ws:close()
     return 0

@@ -223,50 +223,12 @@ function Client:missing(scope, ids)
   return missing
 end
 
---- Uploads one object (its compressed file as stored) to a scope.
-function Client:upload(scope, id, file)
-  return self:request("PUT", "/api/v1/scopes/" .. enc(scope) .. "/objects/" .. id,
-    { body_file = file, headers = { ["Content-Type"] = "application/octet-stream" } }, "upload object " .. id, scope)
-end
-
---- Uploads a pack file (see `write_pack`) to a scope: one request for many objects.
+--- Uploads a pack file (see `Store:write_pack`) to a scope: one request for many objects.
 ---@return table response JSON {stored, existing}
 function Client:upload_pack(scope, file, count)
   return self:request("POST", "/api/v1/scopes/" .. enc(scope) .. "/objects/pack",
     { body_file = file, headers = { ["Content-Type"] = "application/x-bbit-pack" } },
     ("upload %d objects"):format(count or 0), scope).json
-end
-
---- Writes the objects `ids` of `store` into a pack file at `path`: for each,
---- "<id> <size>\n" and its compressed bytes as stored, copied in chunks.
----@return integer bytes the pack's size
-function M.write_pack(store, ids, path)
-  local out = assert(io.open(path, "wb"))
-  local total = 0
-  for _, id in ipairs(ids) do
-    local file = store:path(id)
-    local size = store:size_on_disk(id)
-    out:write(id, " ", size, "\n")
-    local input = io.open(file, "rb")
-    if not input then
-      out:close()
-      errors.fail(("object store: %s: cannot read object %s"):format(file, id))
-    end
-    while true do
-      local chunk = input:read(1 << 20)
-      if not chunk then
-        break
-      end
-      out:write(chunk)
-    end
-    input:close()
-    total = total + #id + 2 + #tostring(size) + size
-  end
-  local ok, err = out:close()
-  if not ok then
-    errors.fail(("cannot write the pack %s: %s"):format(path, tostring(err)))
-  end
-  return total
 end
 
 --- Downloads one object's compressed file into `dest` (atomic).

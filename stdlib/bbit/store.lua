@@ -1,11 +1,12 @@
 --- The object store (SPEC §2.3): content-addressed, immutable objects.
 ---
 --- An object's id is the lowercase hex SHA-256 of its bytes (for a file, exactly
---- what `sha256sum FILE` prints). Objects live in `<dir>/objects/<2 hex>/<62 hex>`,
---- each one zstd frame. Writes are atomic (temp file under `objects/tmp/`, then
---- rename; an existing object is never rewritten) and every read verifies the
---- hash: a corrupt or truncated object is reported with its path and its bytes
---- are never returned.
+--- what `sha256sum FILE` prints). Each object is one zstd frame, either loose in
+--- `<dir>/objects/<2 hex>/<62 hex>` or in a pack, `objects/pack/pack-<name>.{pack,idx}`
+--- (many objects in two files: see `begin_pack`). Writes are atomic (temp file under
+--- `objects/tmp/`, then rename; an existing object is never rewritten) and every read
+--- verifies the hash: a corrupt or truncated object is reported with its path and its
+--- bytes are never returned.
 ---
 ---   local store = require("bbit.store")
 ---   local s <close> = store.open(".bit", { create = true })
@@ -23,6 +24,7 @@ local M = {}
 ---@class bbit.Store
 ---@field dir string the directory the store was opened at
 ---@field private _handle userdata
+---@field private _packing boolean
 local Store = {}
 Store.__index = Store
 
@@ -111,8 +113,9 @@ function Store:has(id)
   return (errors.check(self._handle:has(id)))
 end
 
---- The path of the object's (compressed) file, whether it exists or not; raises on an
---- invalid id. For sending an object as it is stored; readers use `get`/`get_file`.
+--- The path the object has, or would have, as a loose (compressed) file, whether it exists
+--- or not (a packed object has none); raises on an invalid id. Readers use `get`/`get_file`;
+--- `write_pack` sends objects as they are stored.
 ---@param id string an object id
 ---@return string path
 function Store:path(id)
@@ -179,11 +182,54 @@ function Store:verify(id)
   return (errors.check(self:try_verify(id)))
 end
 
---- The size in bytes of the object's compressed file; raises when it is missing.
+--- The size in bytes of the object as stored (compressed); raises when it is missing.
 ---@param id string an object id
 ---@return integer bytes
 function Store:size_on_disk(id)
   return (errors.check(self._handle:size_on_disk(id)))
+end
+
+--- Starts a pack: every later write of this store goes into one new pack file instead of
+--- a file per object, until `commit_pack` or `abort_pack` (closing the store aborts it).
+--- The objects are readable through this store meanwhile. For writes of many objects at
+--- once (`bbit tag` uses one per run): creating thousands of small files is what such
+--- writes cost. Raises when a pack is already open.
+function Store:begin_pack()
+  errors.check(self._handle:begin_pack())
+  self._packing = true
+end
+
+--- Is a pack open (`begin_pack` without `commit_pack` or `abort_pack` yet)?
+---@return boolean
+function Store:packing()
+  return self._packing == true
+end
+
+--- Installs the objects written since `begin_pack`: as a pack when there are at least 64
+--- of them, else as loose objects. Packs are merged as they accumulate (a store keeps
+--- O(log n) of them). Raises, installing nothing, on failure.
+---@param opts? {sync?: boolean} `sync`: durable before returning (default false, as for
+--- loose objects: see `open`)
+---@return {objects: integer, packed: boolean, merged: integer} result new objects, whether
+--- they went into a pack, and how many packs were merged into one afterwards (0: none)
+function Store:commit_pack(opts)
+  self._packing = false
+  return (errors.check(self._handle:commit_pack(opts and opts.sync)))
+end
+
+--- Drops the objects written since `begin_pack` (no-op without one).
+function Store:abort_pack()
+  self._packing = false
+  self._handle:abort_pack()
+end
+
+--- Writes the objects `ids` as they are stored into the file `path`, in the upload format
+--- of `POST /api/v1/scopes/{scope}/objects/pack`: for each, `<id> <size>\n` then its bytes.
+---@param ids string[] object ids (each must exist)
+---@param path string the file to (re)write
+---@return integer bytes the file's size
+function Store:write_pack(ids, path)
+  return (errors.check(self._handle:write_pack(ids, path)))
 end
 
 return M

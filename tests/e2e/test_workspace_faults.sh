@@ -19,7 +19,8 @@ done_all() {
 }
 
 sum() { cat "$@" | sha256sum | cut -d' ' -f1; }
-objects() { find "$1/objects" -type f | sort; }
+# stored objects (objects/tmp holds unfinished writes: a killed tag's pack)
+objects() { find "$1/objects" -path "$1/objects/tmp" -prune -o -type f -print | sort; }
 T_MTIME=1600000000
 write_file() {
   mkdir -p "$(dirname "$1")"
@@ -223,6 +224,7 @@ for sig in INT KILL; do
   run "$BBIT" tag -m second
   expect_code 0; expect_out "ui/theme@0.0.2"; expect_out "ui/button@0.0.2 (auto-tagged)"
   expect_jv .bitmap 'd["ui/theme"].version' 0.0.2
+  [ -z "$(ls -A .bit/objects/tmp)" ] || fail "SIG$sig: the next tag left temp files: $(ls .bit/objects/tmp)"
   consistent "$ws"
   ok "SIG$sig during a slow task: nothing stored, .bitmap unchanged, re-running tag works"
 done

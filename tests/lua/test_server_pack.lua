@@ -44,7 +44,7 @@ local client = remote.client(url, { token = WRITE })
 
 local function pack(list, name)
   local file = TMP .. "/" .. name
-  remote.write_pack(s, list, file)
+  s:write_pack(list, file)
   return file
 end
 

@@ -357,4 +357,47 @@ t.test("raw binding: nil, err on failures, raises on misuse and closed handles",
   end, "attempt to use a closed store")
 end)
 
+t.test("begin_pack/commit_pack: one pack for many objects, loose for few; write_pack sends them as stored", function()
+  local dir = t.tmpdir()
+  local s <close> = store.open(dir .. "/scope", { create = true })
+  t.eq(s:packing(), false)
+  s:begin_pack()
+  t.eq(s:packing(), true)
+  t.raises(function()
+    s:begin_pack()
+  end, "a pack is already being written")
+  local ids = {}
+  for i = 1, 70 do
+    ids[i] = s:put(("object %d\n"):format(i):rep(i))
+  end
+  t.eq(s:get(ids[7]), ("object 7\n"):rep(7)) -- readable before the commit
+  local r = s:commit_pack({ sync = true })
+  t.eq(s:packing(), false)
+  t.eq(r.objects, 70)
+  t.eq(r.packed, true)
+  t.eq(r.merged, 0)
+  t.eq(#sh("ls '" .. dir .. "/scope/objects/pack/' | grep -c '^pack-.*\\.idx$'"), 1)
+  t.eq(exists(s:path(ids[1])), false) -- no loose file
+  local fresh <close> = store.open(dir .. "/scope")
+  t.eq(fresh:get(ids[70]), ("object 70\n"):rep(70))
+  -- the upload format: "<id> <size>\n" then the bytes as stored (one zstd frame)
+  local bytes = fresh:write_pack({ ids[3], ids[4] }, dir .. "/upload")
+  local text = read(dir .. "/upload")
+  t.eq(#text, bytes)
+  local id, size = text:match("^(%x+) (%d+)\n")
+  t.eq(id, ids[3])
+  t.eq(tonumber(size), fresh:size_on_disk(ids[3]))
+  t.eq(text:sub(#id + #size + 3, #id + #size + 6), "\x28\xb5\x2f\xfd") -- the zstd magic
+  -- a few objects are installed loose; abort drops what was written
+  s:begin_pack()
+  local small = s:put("a small one")
+  t.eq(s:commit_pack().packed, false)
+  t.eq(exists(s:path(small)), true)
+  s:begin_pack()
+  local dropped = s:put("dropped")
+  s:abort_pack()
+  t.eq(s:has(dropped), false)
+  t.eq(listing(dir .. "/scope/objects/tmp"), "")
+end)
+
 t.done()
