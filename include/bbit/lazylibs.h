@@ -19,6 +19,12 @@
 #include <archive.h>
 #include <archive_entry.h>
 
+/* Starts loading lib on another thread (once per process): a command about
+ * to need it overlaps the load (libcurl ~13 ms, libarchive ~6 ms of dynamic
+ * linking here) with its other work; the first use waits for the load. */
+enum bbit_lazylib { BBIT_LAZY_CURL, BBIT_LAZY_ARCHIVE };
+void bbit_lazylibs_prefetch(enum bbit_lazylib lib);
+
 #define BBIT_CURL_FUNCTIONS(X)                                                                    \
     X(curl_easy_cleanup) X(curl_easy_getinfo) X(curl_easy_init) X(curl_easy_setopt)               \
     X(curl_easy_strerror) X(curl_free) X(curl_global_cleanup) X(curl_global_init)                 \

@@ -104,6 +104,13 @@ int bbit_store_has(const bbit_store *store, const char *id, char *err, size_t er
 bbit_store_writer *bbit_store_writer_begin(bbit_store *store, enum bbit_store_input input,
                                            const char *expected_id, uint64_t max_size,
                                            char *err, size_t errlen);
+/* Like bbit_store_writer_begin, with the input's size in bytes (the
+ * uncompressed size for BBIT_STORE_RAW, the frame's for COMPRESSED): zstd
+ * sizes its tables to it, and while a pack is open an object of
+ * BBIT_STORE_PACK_OBJECT_MAX bytes or more is stored loose (see Packs). */
+bbit_store_writer *bbit_store_writer_begin_sized(bbit_store *store, enum bbit_store_input input,
+                                                 const char *expected_id, uint64_t max_size,
+                                                 uint64_t size, char *err, size_t errlen);
 int bbit_store_writer_write(bbit_store_writer *writer, const void *data, size_t len, char *err,
                             size_t errlen);
 /* Stores the object; its id (64 hex + NUL) goes to id_out. Frees the writer. */
@@ -200,17 +207,24 @@ int bbit_store_copy_raw(const bbit_store *store, const char *id, int out, char *
  * committed itself: reopen it to see packs other stores committed since
  * (loose objects are seen at once).
  * While a pack is open the store belongs to one thread, and it takes one
- * writer at a time. Commit installs the objects: as a pack when there are at
- * least BBIT_STORE_PACK_MIN_OBJECTS, else as loose objects (a small pack
+ * writer at a time. An object known to be BBIT_STORE_PACK_OBJECT_MAX bytes
+ * or more (put, put_file, put_raw_file, bbit_store_writer_begin_sized) is
+ * stored loose even then: packing saves nothing on it, and merges would copy
+ * it. Commit installs the objects: as a pack when there are at least
+ * BBIT_STORE_PACK_MIN_OBJECTS of them, else as loose objects (a small pack
  * would only add a file to every later store open). bbit_store_close aborts
  * a pack still open.
  *
- * Packs are merged as they accumulate: after a commit adds a pack, the
- * smallest packs are merged into one whenever one of them is not larger than
- * all smaller ones together, so a store holds O(log n) packs and each byte is
- * rewritten O(log n) times. A merge writes and syncs the new pack before it
- * removes the old ones; another process's merge in progress is left alone. */
+ * Packs are merged as they accumulate: when a commit that installs a pack
+ * leaves more than BBIT_STORE_PACKS_MAX packs, the BBIT_STORE_PACKS_MERGED smallest become one
+ * (as git gc --auto does past gc.autoPackLimit), so a store open reads a
+ * bounded number of indexes and each byte is rewritten O(log n) times. A
+ * merge writes and syncs the new pack before it removes the old ones;
+ * another process's merge in progress is left alone. */
 #define BBIT_STORE_PACK_MIN_OBJECTS 64
+#define BBIT_STORE_PACK_OBJECT_MAX (1u << 20)
+#define BBIT_STORE_PACKS_MAX 16
+#define BBIT_STORE_PACKS_MERGED 9
 
 struct bbit_store_pack_result {
     uint64_t objects; /* new objects installed */

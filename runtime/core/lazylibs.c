@@ -4,6 +4,7 @@
 
 #include <dlfcn.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -43,6 +44,7 @@ static void load_curl(void)
     static const struct slot slots[] = {BBIT_CURL_FUNCTIONS(BBIT_LAZY_SLOT)};
 #undef api
     load("libcurl.so.4", "libcurl4", slots, sizeof slots / sizeof *slots);
+    curl.curl_global_init(CURL_GLOBAL_DEFAULT); /* once per process; later calls only count */
 }
 const struct bbit_curl_api *bbit_curl_api(void)
 {
@@ -93,4 +95,50 @@ const struct bbit_archive_api *bbit_archive_api(void)
 {
     pthread_once(&archive_once, load_archive);
     return &archive;
+}
+
+/* Prefetching: a thread runs the loader's pthread_once, so a first use on
+ * the main thread waits for it; the threads are joined at exit (a library's
+ * constructors must not run while exit runs destructors). */
+static pthread_t prefetchers[2];
+static int nprefetchers;
+static pthread_mutex_t prefetch_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void *prefetch_curl(void *unused)
+{
+    (void)unused;
+    bbit_curl_api();
+    return NULL;
+}
+
+static void *prefetch_archive(void *unused)
+{
+    (void)unused;
+    bbit_archive_api();
+    return NULL;
+}
+
+static void join_prefetchers(void)
+{
+    pthread_mutex_lock(&prefetch_lock);
+    for (int i = 0; i < nprefetchers; i++)
+        pthread_join(prefetchers[i], NULL);
+    nprefetchers = 0;
+    pthread_mutex_unlock(&prefetch_lock);
+}
+
+void bbit_lazylibs_prefetch(enum bbit_lazylib lib)
+{
+    static bool started[2];
+    pthread_mutex_lock(&prefetch_lock);
+    if (!started[lib]) {
+        started[lib] = true;
+        if (nprefetchers == 0)
+            atexit(join_prefetchers);
+        /* without a thread the library is simply loaded at first use */
+        if (pthread_create(&prefetchers[nprefetchers], NULL,
+                           lib == BBIT_LAZY_CURL ? prefetch_curl : prefetch_archive, NULL) == 0)
+            nprefetchers++;
+    }
+    pthread_mutex_unlock(&prefetch_lock);
 }

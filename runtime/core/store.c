@@ -360,10 +360,13 @@ static int writer_init_codec(bbit_store_writer *w, unsigned long long pledged_si
 
 /* begin, with the uncompressed size when known (ZSTD_CONTENTSIZE_UNKNOWN if
  * not): zstd then sizes its tables to the input, which makes small objects
- * cheap, and records the size in the frame header. */
+ * cheap, and records the size in the frame header. size: the input's size
+ * when known, else UINT64_MAX (while a pack is open, a big object is written
+ * loose). */
 static bbit_store_writer *writer_begin(bbit_store *store, enum bbit_store_input input,
                                        const char *expected_id, uint64_t max_size,
-                                       unsigned long long pledged_size, char *err, size_t errlen)
+                                       unsigned long long pledged_size, uint64_t size, char *err,
+                                       size_t errlen)
 {
     if (expected_id && !bbit_store_is_id(expected_id)) {
         fail_invalid_id(err, errlen, expected_id);
@@ -387,7 +390,7 @@ static bbit_store_writer *writer_begin(bbit_store *store, enum bbit_store_input 
         store_fail(err, errlen, "cannot set up the hash or zstd context (out of memory?)");
         return NULL;
     }
-    if (store->pending) {
+    if (store->pending && (size == UINT64_MAX || size < BBIT_STORE_PACK_OBJECT_MAX)) {
         if (store_pending_claim(store, &w->fd, &w->pack_start, w->tmp_path, sizeof w->tmp_path,
                                 err, errlen) != 0) {
             writer_free(w);
@@ -410,8 +413,16 @@ bbit_store_writer *bbit_store_writer_begin(bbit_store *store, enum bbit_store_in
                                            const char *expected_id, uint64_t max_size,
                                            char *err, size_t errlen)
 {
-    return writer_begin(store, input, expected_id, max_size, ZSTD_CONTENTSIZE_UNKNOWN, err,
-                        errlen);
+    return writer_begin(store, input, expected_id, max_size, ZSTD_CONTENTSIZE_UNKNOWN, UINT64_MAX,
+                        err, errlen);
+}
+
+bbit_store_writer *bbit_store_writer_begin_sized(bbit_store *store, enum bbit_store_input input,
+                                                 const char *expected_id, uint64_t max_size,
+                                                 uint64_t size, char *err, size_t errlen)
+{
+    unsigned long long pledged = input == BBIT_STORE_RAW ? size : ZSTD_CONTENTSIZE_UNKNOWN;
+    return writer_begin(store, input, expected_id, max_size, pledged, size, err, errlen);
 }
 
 uint64_t bbit_store_writer_size(const bbit_store_writer *w)
@@ -580,6 +591,12 @@ static int writer_install(bbit_store_writer *w, const char *id, char *err, size_
     }
     int fd = w->fd;
     w->fd = -1;
+    struct store_loc loc;
+    if (store_pack_find(w->store, id, &loc)) { /* packed already: no loose copy */
+        close(fd);
+        unlink(w->tmp_path);
+        return 0;
+    }
     return store_install_loose(w->store, fd, w->tmp_path, id, err, errlen);
 }
 
@@ -610,7 +627,7 @@ void bbit_store_writer_abort(bbit_store_writer *w)
 int bbit_store_put(bbit_store *store, const void *data, size_t len,
                    char id_out[BBIT_STORE_ID_LEN + 1], char *err, size_t errlen)
 {
-    bbit_store_writer *w = writer_begin(store, BBIT_STORE_RAW, NULL, 0, len, err, errlen);
+    bbit_store_writer *w = writer_begin(store, BBIT_STORE_RAW, NULL, 0, len, len, err, errlen);
     if (w == NULL)
         return -1;
     if (bbit_store_writer_write(w, data, len, err, errlen) != 0) {
@@ -717,8 +734,8 @@ static int put_file_hashed_first(bbit_store *store, const char *path,
         bbit_store_writer *w = NULL;
         if (lseek(fd, 0, SEEK_SET) != 0)
             store_fail_errno(err, errlen, path, "seek");
-        else if ((w = writer_begin(store, BBIT_STORE_RAW, id, 0, (uint64_t)st.st_size, err,
-                                   errlen)) != NULL &&
+        else if ((w = writer_begin(store, BBIT_STORE_RAW, id, 0, (uint64_t)st.st_size,
+                                   (uint64_t)st.st_size, err, errlen)) != NULL &&
                  writer_feed_fd(w, fd, path, (uint64_t)st.st_size, err, errlen) == 0) {
             uint64_t raw_size = bbit_store_writer_size(w);
             rc = bbit_store_writer_commit(w, id_out, inner, sizeof inner);
@@ -747,10 +764,9 @@ static int put_from_file(bbit_store *store, const char *path, enum bbit_store_in
     if (fd < 0)
         return -1;
     uint64_t size = (uint64_t)st.st_size;
-    unsigned long long pledged = input == BBIT_STORE_RAW ? size : ZSTD_CONTENTSIZE_UNKNOWN;
     int rc = -1;
     bbit_store_writer *w =
-        writer_begin(store, input, expected_id, max_size, pledged, err, errlen);
+        bbit_store_writer_begin_sized(store, input, expected_id, max_size, size, err, errlen);
     if (w && writer_feed_fd(w, fd, path, size, err, errlen) == 0) {
         uint64_t raw_size = bbit_store_writer_size(w);
         rc = bbit_store_writer_commit(w, id_out, inner, sizeof inner);

@@ -589,26 +589,19 @@ static int install_loose(bbit_store *store, struct store_pending *p, bool sync, 
     return 0;
 }
 
-/* Which packs to merge: with their sizes ascending, the longest prefix whose
- * last pack is not larger than all before it together. Fills order (npacks)
- * and returns the prefix length (0 or 1: nothing to merge). */
+/* Which packs to merge: none while there are at most BBIT_STORE_PACKS_MAX,
+ * else the BBIT_STORE_PACKS_MERGED smallest. Fills order (the packs by size,
+ * ascending) and returns how many of its first ones to merge. */
 static size_t merge_plan(const bbit_store *store, size_t *order)
 {
-    size_t n = store->npacks, m = 0;
+    size_t n = store->npacks;
     for (size_t i = 0; i < n; i++) {
         size_t j = i;
         for (; j > 0 && store->packs[order[j - 1]].size > store->packs[i].size; j--)
             order[j] = order[j - 1];
         order[j] = i;
     }
-    uint64_t before = 0;
-    for (size_t k = 0; k < n; k++) {
-        uint64_t size = store->packs[order[k]].size - MAGIC_LEN;
-        if (k > 0 && size <= before)
-            m = k + 1;
-        before += size;
-    }
-    return m;
+    return n > BBIT_STORE_PACKS_MAX ? BBIT_STORE_PACKS_MERGED : 0;
 }
 
 /* Merges packs as the plan says, under objects/pack/merge.lock (skipped while
@@ -688,7 +681,7 @@ int bbit_store_pack_commit(bbit_store *store, bool sync, struct bbit_store_pack_
         if (rc != 0)
             result.objects = 0;
         /* the objects are installed: a failed merge leaves the packs as they were */
-        else if ((rc = reload(store, err, errlen)) == 0 && store->npacks > 1 &&
+        else if ((rc = reload(store, err, errlen)) == 0 && store->npacks > BBIT_STORE_PACKS_MAX &&
                  merge_packs(store, &result.merged, NULL, 0) != 0)
             result.merged = 0;
     } else if (p->count > 0) {

@@ -732,6 +732,14 @@ static int archive_extract(lua_State *L)
 
 /* ------------------------------------------------------------------------ */
 
+// core.archive.prefetch(): starts loading the library on another thread (bbit/lazylibs.h)
+static int archive_prefetch(lua_State *L)
+{
+    (void)L;
+    bbit_lazylibs_prefetch(BBIT_LAZY_ARCHIVE);
+    return 0;
+}
+
 int luaopen_bbit_core_archive(lua_State *L)
 {
     static const luaL_Reg writer_methods[] = {
@@ -752,6 +760,7 @@ int luaopen_bbit_core_archive(lua_State *L)
         {"writer", archive_writer},
         {"reader", archive_reader},
         {"extract", archive_extract},
+        {"prefetch", archive_prefetch},
         {NULL, NULL},
     };
     bbit_new_handle_type(L, WRITER_TYPE, writer_methods, writer_close);

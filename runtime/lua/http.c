@@ -959,6 +959,14 @@ static int http_escape(lua_State *L)
     return 1;
 }
 
+// core.http.prefetch(): starts loading the library on another thread (bbit/lazylibs.h)
+static int http_prefetch(lua_State *L)
+{
+    (void)L;
+    bbit_lazylibs_prefetch(BBIT_LAZY_CURL);
+    return 0;
+}
+
 int luaopen_bbit_core_http(lua_State *L)
 {
     static const luaL_Reg methods[] = {
@@ -974,6 +982,7 @@ int luaopen_bbit_core_http(lua_State *L)
         {"wait", http_wait},
         {"now", http_now},
         {"escape", http_escape},
+        {"prefetch", http_prefetch},
         {NULL, NULL},
     };
     bbit_new_handle_type(L, TRANSFER_T, methods, transfer_close);

@@ -116,8 +116,8 @@ static void start_object(struct srv_request *r, struct srv_pack *p)
         p->existing++;
         return; /* its bytes are skipped */
     }
-    p->writer = bbit_store_writer_begin(r->store, BBIT_STORE_COMPRESSED, p->id,
-                                        r->srv->max_object_size, err, sizeof err);
+    p->writer = bbit_store_writer_begin_sized(r->store, BBIT_STORE_COMPRESSED, p->id,
+                                              r->srv->max_object_size, size, err, sizeof err);
     if (!p->writer)
         pack_fail(p, 500, "internal", "%s", err);
 }

@@ -126,6 +126,7 @@ latest) into the workspace, and tracks it in .bitmap as exported. Re-importing
 a component updates it when its workspace copy is unmodified.]],
   options = { { "path", type = "string", arg = "DIR", help = "the folder to write the component to (one id only)" } },
   run = function(ctx)
+    require("bbit.http").prefetch() -- libcurl loads while the workspace is read
     if #ctx.args == 0 then
       errors.usage("bbit import needs a component id: bbit import OWNER.SCOPE/NAME[@VERSION]")
     end

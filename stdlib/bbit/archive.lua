@@ -86,6 +86,13 @@ local function byte_less(a, b)
   return #a < #b
 end
 
+--- Starts loading libarchive on another thread (it is loaded on first use):
+--- a command about to build packages calls this first, so the load overlaps
+--- its other work.
+function M.prefetch()
+  core.prefetch()
+end
+
 --- The order `create` writes entries in: bytewise by name (true when `a`
 --- comes before `b`), whatever the locale.
 ---@param a string

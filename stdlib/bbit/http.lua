@@ -114,6 +114,13 @@ Response.__index = function(r, key)
   return Response[key]
 end
 
+--- Starts loading libcurl on another thread (it is loaded on first use, and
+--- its dynamic linking takes ~13 ms): a command about to make requests calls
+--- this first, so the load overlaps its other work.
+function M.prefetch()
+  core.prefetch()
+end
+
 --- Percent-encodes `s` for use in a URL path segment or query value.
 ---@param s string
 ---@return string

@@ -206,8 +206,9 @@ function Store:packing()
 end
 
 --- Installs the objects written since `begin_pack`: as a pack when there are at least 64
---- of them, else as loose objects. Packs are merged as they accumulate (a store keeps
---- O(log n) of them). Raises, installing nothing, on failure.
+--- of them, else as loose objects (objects of 1 MiB or more are always stored loose). Packs are merged as they accumulate (a store
+--- keeps at most 16: past that the 9 smallest become one). Raises, installing nothing, on
+--- failure.
 ---@param opts? {sync?: boolean} `sync`: durable before returning (default false, as for
 --- loose objects: see `open`)
 ---@return {objects: integer, packed: boolean, merged: integer} result new objects, whether

@@ -474,6 +474,139 @@ static void pending_path(struct fixture *f, char *out)
 }
 
 /* ------------------------------------------------------------------------ */
+/* What objects/pack should hold (a model of the merge policy of store.h) */
+
+#define MODEL_MAX 32
+
+struct model_pack {
+    char name[65];
+    uint64_t size;           /* of the .pack */
+    size_t count;            /* objects in it */
+    const struct obj **objs; /* malloc'ed: the count objects it holds */
+};
+
+struct model {
+    struct model_pack packs[MODEL_MAX];
+    int n;
+};
+
+/* p's name: the SHA-256 of its sorted ids. */
+static void model_name(struct model_pack *p)
+{
+    char **ids = malloc(p->count * sizeof *ids);
+    for (size_t i = 0; i < p->count; i++)
+        ids[i] = (char *)p->objs[i]->id;
+    pack_name_of(ids, p->count, p->name);
+    for (size_t i = 1; i < p->count; i++) /* the model holds each object once */
+        assert_true(strcmp(ids[i - 1], ids[i]) < 0);
+    free(ids);
+}
+
+/* A pack of objs[0..n) (new objects) was committed through s: the model gets
+ * it; name_out (may be NULL) gets its name. */
+static void model_add(struct model *m, const bbit_store *s, const struct obj *objs, int n,
+                      char *name_out)
+{
+    assert_true(m->n < MODEL_MAX);
+    struct model_pack *p = &m->packs[m->n++];
+    p->count = (size_t)n;
+    p->objs = malloc((size_t)n * sizeof *p->objs);
+    for (int i = 0; i < n; i++)
+        p->objs[i] = &objs[i];
+    p->size = 8 + stored_bytes(s, objs, n);
+    model_name(p);
+    if (name_out)
+        memcpy(name_out, p->name, 65);
+}
+
+/* The merge store.h promises past BBIT_STORE_PACKS_MAX packs: the
+ * BBIT_STORE_PACKS_MERGED smallest .pack files become one pack holding
+ * exactly their objects, back to back. removed gets their names. */
+static void model_merge(struct model *m, char removed[BBIT_STORE_PACKS_MERGED][65])
+{
+    int order[MODEL_MAX];
+    assert_true(m->n > BBIT_STORE_PACKS_MAX);
+    for (int i = 0; i < m->n; i++) {
+        int j = i;
+        for (; j > 0 && m->packs[order[j - 1]].size > m->packs[i].size; j--)
+            order[j] = order[j - 1];
+        order[j] = i;
+    }
+    /* the tests make the choice unambiguous: no tie at the border */
+    assert_true(m->packs[order[BBIT_STORE_PACKS_MERGED - 1]].size <
+                m->packs[order[BBIT_STORE_PACKS_MERGED]].size);
+    struct model_pack merged = {.size = 8};
+    bool gone[MODEL_MAX] = {false};
+    for (int k = 0; k < BBIT_STORE_PACKS_MERGED; k++) {
+        const struct model_pack *src = &m->packs[order[k]];
+        merged.count += src->count;
+        merged.size += src->size - 8;
+        gone[order[k]] = true;
+        memcpy(removed[k], src->name, 65);
+    }
+    merged.objs = malloc(merged.count * sizeof *merged.objs);
+    size_t at = 0;
+    for (int k = 0; k < BBIT_STORE_PACKS_MERGED; k++) {
+        const struct model_pack *src = &m->packs[order[k]];
+        memcpy(merged.objs + at, src->objs, src->count * sizeof *src->objs);
+        at += src->count;
+    }
+    model_name(&merged);
+    int w = 0;
+    for (int i = 0; i < m->n; i++) {
+        if (gone[i])
+            free(m->packs[i].objs);
+        else
+            m->packs[w++] = m->packs[i];
+    }
+    m->packs[w++] = merged;
+    m->n = w;
+}
+
+/* objects/pack holds exactly the model's packs: their names, .pack sizes and
+ * index counts. */
+static void model_check(const struct model *m, const char *packdir)
+{
+    char names[MODEL_MAX][65], pack[PATH_MAX], idx[PATH_MAX];
+    assert_int_equal(list_packs(packdir, names, MODEL_MAX), m->n);
+    for (int i = 0; i < m->n; i++) {
+        const struct model_pack *p = &m->packs[i];
+        pack_paths(packdir, p->name, pack, idx);
+        if (!exists(idx))
+            fail_msg("expected pack %s (%llu objects) is missing", p->name,
+                     (unsigned long long)p->count);
+        assert_int_equal(file_size(pack), p->size);
+        assert_int_equal(idx_count(packdir, p->name), p->count);
+    }
+}
+
+static void model_free(struct model *m)
+{
+    for (int i = 0; i < m->n; i++)
+        free(m->packs[i].objs);
+    m->n = 0;
+}
+
+static bool pack_exists(const char *packdir, const char *name)
+{
+    char pack[PATH_MAX], idx[PATH_MAX];
+    pack_paths(packdir, name, pack, idx);
+    assert_int_equal(exists(pack), exists(idx)); /* both or neither */
+    return exists(idx);
+}
+
+/* Commit result r installed n objects loose: no pack, nothing left in tmp/. */
+static void assert_installed_loose(struct fixture *f, struct bbit_store_pack_result r, int n)
+{
+    assert_false(r.packed);
+    assert_int_equal(r.objects, n);
+    assert_int_equal(r.merged, 0);
+    assert_int_equal(list_packs(f->packdir, NULL, 0), 0);
+    assert_int_equal(count_loose(f->objects), n);
+    assert_int_equal(count_entries(f->tmp), 0);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Committing packs */
 
 /* A pack of put and put_file objects is readable before commit (only through
@@ -630,9 +763,10 @@ static void test_pack_duplicates_not_repeated(void **state)
     free(data);
     assert_int_equal(bbit_store_put_file(f->store, path, id, NULL, f->err, sizeof f->err), 0);
     assert_string_equal(id, loose[1].id);
-    /* a writer fed duplicate bytes */
-    bbit_store_writer *w =
-        bbit_store_writer_begin(f->store, BBIT_STORE_RAW, NULL, 0, f->err, sizeof f->err);
+    /* a writer (sized: under BBIT_STORE_PACK_OBJECT_MAX it writes into the
+     * pack) fed duplicate bytes */
+    bbit_store_writer *w = bbit_store_writer_begin_sized(f->store, BBIT_STORE_RAW, NULL, 0, 2000,
+                                                         f->err, sizeof f->err);
     assert_non_null(w);
     data = random_bytes(2000, 9);
     assert_int_equal(bbit_store_writer_write(w, data, 2000, f->err, sizeof f->err), 0);
@@ -672,7 +806,8 @@ static void test_pack_duplicates_not_repeated(void **state)
     assert_int_equal(count_entries(f->tmp), 0);
 }
 
-/* Fewer than BBIT_STORE_PACK_MIN_OBJECTS objects are installed loose, no pack. */
+/* Fewer than BBIT_STORE_PACK_MIN_OBJECTS objects (far below
+ * BBIT_STORE_PACK_MIN_BYTES) are installed loose, no pack. */
 static void test_small_pack_goes_loose(void **state)
 {
     struct fixture *f = *state;
@@ -684,12 +819,7 @@ static void test_small_pack_goes_loose(void **state)
     assert_int_equal(count_loose(f->objects), 0);
     struct bbit_store_pack_result r = {99, true, 99};
     assert_int_equal(bbit_store_pack_commit(f->store, true, &r, f->err, sizeof f->err), 0);
-    assert_false(r.packed);
-    assert_int_equal(r.objects, N);
-    assert_int_equal(r.merged, 0);
-    assert_int_equal(list_packs(f->packdir, NULL, 0), 0);
-    assert_int_equal(count_loose(f->objects), N);
-    assert_int_equal(count_entries(f->tmp), 0);
+    assert_installed_loose(f, r, N);
     for (int i = 0; i < N; i++) {
         assert_int_equal(bbit_store_object_path(f->store, objs[i].id, path, sizeof path, f->err,
                                                 sizeof f->err), 0);
@@ -710,6 +840,176 @@ static void test_small_pack_goes_loose(void **state)
     assert_int_equal(bbit_store_pack_commit(f->store, false, NULL, f->err, sizeof f->err), 0);
     assert_int_equal(count_loose(f->objects), N);
     assert_int_equal(count_entries(f->tmp), 0);
+}
+
+/* The path of object id as a loose file, and whether that file exists. */
+static bool loose_exists(const bbit_store *s, const char *id)
+{
+    char err[BBIT_STORE_ERR_SIZE], path[PATH_MAX];
+    assert_int_equal(bbit_store_object_path(s, id, path, sizeof path, err, sizeof err), 0);
+    return exists(path);
+}
+
+/* While a pack is open, an object known to be BBIT_STORE_PACK_OBJECT_MAX
+ * bytes or more (put and put_file: its size; put_raw_file: the frame's size;
+ * a sized writer: the size given) is stored loose at once, visible to other
+ * stores; one byte less goes into the pack. The commit counts and packs only
+ * the pack's objects. */
+static void test_big_objects_loose_in_pack(void **state)
+{
+    struct fixture *f = *state;
+    const size_t big = BBIT_STORE_PACK_OBJECT_MAX;
+    enum { SMALL = MIN_OBJECTS - 1 };
+    struct obj small[SMALL], edge, big_put, big_sized;
+    char pending[PATH_MAX], path[PATH_MAX], id[65], want[65];
+    begin(f);
+    put_random(f->store, small, SMALL, 500, 10);
+    put_random(f->store, &edge, 1, big - 1, 20); /* the 64th object of the pack */
+    pending_path(f, pending);
+    const uint64_t in_pack =
+        8 + stored_bytes(f->store, small, SMALL) + stored_bytes(f->store, &edge, 1);
+    assert_int_equal(file_size(pending), in_pack);
+    assert_false(loose_exists(f->store, edge.id));
+    assert_int_equal(count_loose(f->objects), 0);
+
+    /* put of exactly OBJECT_MAX bytes: loose, the pack unchanged */
+    put_random(f->store, &big_put, 1, big, 30);
+    assert_true(loose_exists(f->store, big_put.id));
+    assert_int_equal(file_size(pending), in_pack);
+    uint64_t offset = 99, size = 0;
+    int fd = bbit_store_open_raw(f->store, big_put.id, &offset, &size, f->err, sizeof f->err);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(offset, 0);
+    /* put_file of a compressible 2 MiB file: its size counts, not its frame's */
+    unsigned char *text = text_bytes(2 * big, 1);
+    char text_id[65];
+    snprintf(path, sizeof path, "%s/big-text", f->dir);
+    write_whole(path, text, 2 * big);
+    assert_int_equal(bbit_store_put_file(f->store, path, text_id, NULL, f->err, sizeof f->err),
+                     0);
+    sha256_hex(text, 2 * big, want);
+    assert_string_equal(text_id, want);
+    assert_true(loose_exists(f->store, text_id));
+    assert_int_equal(file_size(pending), in_pack);
+    /* put_raw_file: the frame's size counts. A small frame of 3 MiB of text
+     * goes into the pack; a frame of OBJECT_MAX bytes or more stays loose. */
+    unsigned char *text3 = text_bytes(3 * big, 2);
+    char text3_id[65], frame_path[PATH_MAX];
+    size_t bound = ZSTD_compressBound(3 * big);
+    unsigned char *frame = malloc(bound);
+    size_t flen = ZSTD_compress(frame, bound, text3, 3 * big, 3);
+    assert_false(ZSTD_isError(flen));
+    assert_true(flen < big);
+    snprintf(frame_path, sizeof frame_path, "%s/text3.zst", f->dir);
+    write_whole(frame_path, frame, flen);
+    assert_int_equal(bbit_store_put_raw_file(f->store, frame_path, NULL, 0, text3_id, f->err,
+                                             sizeof f->err), 0);
+    sha256_hex(text3, 3 * big, want);
+    assert_string_equal(text3_id, want);
+    assert_false(loose_exists(f->store, text3_id));
+    assert_int_equal(file_size(pending), in_pack + flen); /* stored byte for byte */
+    unsigned char *noise = random_bytes(big + 100, 40);
+    char noise_id[65];
+    bound = ZSTD_compressBound(big + 100);
+    free(frame);
+    frame = malloc(bound);
+    flen = ZSTD_compress(frame, bound, noise, big + 100, 3);
+    assert_false(ZSTD_isError(flen));
+    assert_true(flen >= big);
+    write_whole(frame_path, frame, flen);
+    assert_int_equal(bbit_store_put_raw_file(f->store, frame_path, NULL, 0, noise_id, f->err,
+                                             sizeof f->err), 0);
+    assert_true(loose_exists(f->store, noise_id));
+    free(frame);
+    free(noise);
+    const uint64_t in_pack2 = file_size(pending);
+    /* a sized writer: by the size announced */
+    unsigned char *data = random_bytes(big, 50);
+    big_sized.seed = 50;
+    big_sized.len = big;
+    bbit_store_writer *w = bbit_store_writer_begin_sized(f->store, BBIT_STORE_RAW, NULL, 0, big,
+                                                         f->err, sizeof f->err);
+    assert_non_null(w);
+    assert_int_equal(bbit_store_writer_write(w, data, big, f->err, sizeof f->err), 0);
+    assert_int_equal(bbit_store_writer_commit(w, big_sized.id, f->err, sizeof f->err), 0);
+    free(data);
+    assert_true(loose_exists(f->store, big_sized.id));
+    assert_int_equal(file_size(pending), in_pack2);
+    w = bbit_store_writer_begin_sized(f->store, BBIT_STORE_RAW, NULL, 0, 11, f->err,
+                                      sizeof f->err);
+    assert_non_null(w);
+    assert_int_equal(bbit_store_writer_write(w, "small sized", 11, f->err, sizeof f->err), 0);
+    assert_int_equal(bbit_store_writer_commit(w, id, f->err, sizeof f->err), 0);
+    assert_false(loose_exists(f->store, id));
+    assert_true(file_size(pending) > in_pack2);
+    /* an unsized writer (size unknown, e.g. a tarball being built) goes into the pack */
+    const uint64_t in_pack3 = file_size(pending);
+    char unsized_id[65];
+    w = bbit_store_writer_begin(f->store, BBIT_STORE_RAW, NULL, 0, f->err, sizeof f->err);
+    assert_non_null(w);
+    assert_int_equal(bbit_store_writer_write(w, "unsized", 7, f->err, sizeof f->err), 0);
+    assert_int_equal(bbit_store_writer_commit(w, unsized_id, f->err, sizeof f->err), 0);
+    assert_false(loose_exists(f->store, unsized_id));
+    assert_true(file_size(pending) > in_pack3);
+
+    /* the big ones are visible to another store before the commit */
+    bbit_store *other = open_store(f->sdir, 0);
+    assert_object(other, &big_put);
+    assert_object(other, &big_sized);
+    assert_int_equal(bbit_store_has(other, text_id, f->err, sizeof f->err), 1);
+    assert_int_equal(bbit_store_has(other, noise_id, f->err, sizeof f->err), 1);
+    assert_int_equal(bbit_store_has(other, edge.id, f->err, sizeof f->err), 0);
+    assert_int_equal(bbit_store_has(other, text3_id, f->err, sizeof f->err), 0);
+    bbit_store_close(other);
+    assert_int_equal(count_loose(f->objects), 4);
+
+    /* the commit: a pack of the 63 small, the edge one, text3, the small sized
+     * one and the unsized one */
+    struct bbit_store_pack_result r = commit(f->store, false);
+    assert_true(r.packed);
+    assert_int_equal(r.objects, MIN_OBJECTS + 3);
+    assert_int_equal(r.merged, 0);
+    char names[2][65];
+    assert_int_equal(list_packs(f->packdir, names, 2), 1);
+    assert_int_equal(idx_count(f->packdir, names[0]), MIN_OBJECTS + 3);
+    assert_index_format(f->packdir, names[0], MIN_OBJECTS + 3);
+    assert_int_equal(count_loose(f->objects), 4);
+    assert_int_equal(count_entries(f->tmp), 0);
+    assert_fresh_reads(f->sdir, small, SMALL);
+    assert_fresh_reads(f->sdir, &edge, 1);
+    assert_fresh_reads(f->sdir, &big_put, 1);
+    assert_fresh_reads(f->sdir, &big_sized, 1);
+    bbit_store *fresh = open_store(f->sdir, 0);
+    const char *more[4] = {text_id, text3_id, id, unsized_id};
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(bbit_store_verify(fresh, more[i], NULL, f->err, sizeof f->err), 0);
+    void *got;
+    size_t len;
+    assert_int_equal(bbit_store_get(fresh, text3_id, 0, &got, &len, f->err, sizeof f->err), 0);
+    assert_int_equal(len, 3 * big);
+    assert_memory_equal(got, text3, len);
+    free(got);
+    bbit_store_close(fresh);
+    free(text);
+    free(text3);
+}
+
+/* The commit counts objects, not bytes: fewer than BBIT_STORE_PACK_MIN_OBJECTS
+ * objects go loose even when they add up to more than 16 MiB. */
+static void test_many_bytes_few_objects_go_loose(void **state)
+{
+    struct fixture *f = *state;
+    enum { N = 17 };
+    struct obj objs[N];
+    char pending[PATH_MAX];
+    begin(f);
+    put_random(f->store, objs, N, BBIT_STORE_PACK_OBJECT_MAX - 1, 1); /* each into the pack */
+    pending_path(f, pending);
+    assert_true(file_size(pending) > (16u << 20));
+    assert_int_equal(count_loose(f->objects), 0);
+    assert_installed_loose(f, commit(f->store, false), N);
+    assert_fresh_reads(f->sdir, objs, N);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -807,10 +1107,10 @@ static void test_writer_abort_in_pack_truncates(void **state)
     uint64_t before = file_size(pending);
     assert_int_equal(before, 8 + stored_bytes(f->store, objs, 10));
 
-    bbit_store_writer *w =
-        bbit_store_writer_begin(f->store, BBIT_STORE_RAW, NULL, 0, f->err, sizeof f->err);
+    size_t big = 600 * 1000; /* under BBIT_STORE_PACK_OBJECT_MAX: into the pack */
+    bbit_store_writer *w = bbit_store_writer_begin_sized(f->store, BBIT_STORE_RAW, NULL, 0, big,
+                                                         f->err, sizeof f->err);
     assert_non_null(w);
-    size_t big = 600 * 1000;
     unsigned char *data = random_bytes(big, 77);
     assert_int_equal(bbit_store_writer_write(w, data, big, f->err, sizeof f->err), 0);
     assert_true(file_size(pending) > before + 500 * 1000); /* really written to the pack */
@@ -862,8 +1162,8 @@ static void test_writer_hash_mismatch_in_pack(void **state)
 
     sha256_hex("what was promised", 17, expected);
     sha256_hex("what was sent", 13, actual);
-    bbit_store_writer *w =
-        bbit_store_writer_begin(f->store, BBIT_STORE_RAW, expected, 0, f->err, sizeof f->err);
+    bbit_store_writer *w = bbit_store_writer_begin_sized(f->store, BBIT_STORE_RAW, expected, 0,
+                                                         13, f->err, sizeof f->err);
     assert_non_null(w);
     assert_int_equal(bbit_store_writer_write(w, "what was sent", 13, f->err, sizeof f->err), 0);
     assert_int_equal(bbit_store_writer_commit(w, id, f->err, sizeof f->err), -1);
@@ -908,27 +1208,28 @@ static void test_writer_hash_mismatch_in_pack(void **state)
     bbit_store_close(fresh);
 }
 
-/* A pack takes one writer at a time: a second writer (or a put) while one is
- * open is refused with a clear message; the first one still commits. */
+/* A pack takes one writer at a time: a second writer (or a put) into the
+ * pack while one is open is refused with a clear message; the first one
+ * still commits. */
 static void test_second_writer_refused(void **state)
 {
     struct fixture *f = *state;
     char id[65], want[PATH_MAX + 100], path[PATH_MAX];
     begin(f);
-    bbit_store_writer *w1 =
-        bbit_store_writer_begin(f->store, BBIT_STORE_RAW, NULL, 0, f->err, sizeof f->err);
+    bbit_store_writer *w1 = bbit_store_writer_begin_sized(f->store, BBIT_STORE_RAW, NULL, 0, 12,
+                                                          f->err, sizeof f->err);
     assert_non_null(w1);
     assert_int_equal(bbit_store_writer_write(w1, "first ", 6, f->err, sizeof f->err), 0);
 
     snprintf(want, sizeof want,
              "object store: %s: the pack being written takes one writer at a time", f->sdir);
     f->err[0] = '\0';
-    assert_null(
-        bbit_store_writer_begin(f->store, BBIT_STORE_RAW, NULL, 0, f->err, sizeof f->err));
+    assert_null(bbit_store_writer_begin_sized(f->store, BBIT_STORE_RAW, NULL, 0, 6, f->err,
+                                              sizeof f->err));
     assert_string_equal(f->err, want);
     f->err[0] = '\0';
-    assert_null(bbit_store_writer_begin(f->store, BBIT_STORE_COMPRESSED, NULL, 0, f->err,
-                                        sizeof f->err));
+    assert_null(bbit_store_writer_begin_sized(f->store, BBIT_STORE_COMPRESSED, NULL, 0, 100,
+                                              f->err, sizeof f->err));
     assert_string_equal(f->err, want);
     f->err[0] = '\0';
     assert_int_equal(bbit_store_put(f->store, "second", 6, id, f->err, sizeof f->err), -1);
@@ -944,6 +1245,12 @@ static void test_second_writer_refused(void **state)
     assert_string_equal(f->err, want);
     assert_int_equal(list_packs(f->packdir, NULL, 0), 0);
     assert_int_equal(count_loose(f->objects), 0);
+    /* an object of BBIT_STORE_PACK_OBJECT_MAX bytes is stored loose: it needs
+     * no slot of the pack */
+    struct obj big;
+    put_random(f->store, &big, 1, BBIT_STORE_PACK_OBJECT_MAX, 5);
+    assert_int_equal(count_loose(f->objects), 1);
+    assert_fresh_reads(f->sdir, &big, 1);
 
     /* the first writer was not disturbed */
     assert_int_equal(bbit_store_writer_write(w1, "writer", 6, f->err, sizeof f->err), 0);
@@ -1222,118 +1529,206 @@ static void test_bad_pack_magic_refused(void **state)
 /* ------------------------------------------------------------------------ */
 /* Merging */
 
-/* Packs merge like a binary counter: two equal packs become one; a bigger
- * pack then a smaller one stay apart; equal small ones cascade into a merge
- * of three. Every object reads from a fresh store after each step. */
-static void test_merge_equal_packs(void **state)
+/* Lengths for pack k (0 <= k < 19), all distinct and in no order of k: 64
+ * random objects of spread_len(k) bytes make packs of distinct sizes. */
+static size_t spread_len(int k)
+{
+    return 300 + 30 * (size_t)((k * 7) % 19);
+}
+
+/* Commits pack k: 64 random objects of spread_len(k) bytes through s into
+ * objs + 64 * k, which the model gets; name_out (may be NULL) its name. */
+static struct bbit_store_pack_result spread_pack(bbit_store *s, struct model *m,
+                                                 struct obj *objs, int k, char *name_out)
+{
+    struct obj *o = objs + MIN_OBJECTS * k;
+    struct bbit_store_pack_result r =
+        pack_random(s, o, MIN_OBJECTS, spread_len(k), 100000 * (uint64_t)(k + 1));
+    assert_true(r.packed);
+    assert_int_equal(r.objects, MIN_OBJECTS);
+    model_add(m, s, o, MIN_OBJECTS, name_out);
+    return r;
+}
+
+/* Up to BBIT_STORE_PACKS_MAX packs nothing merges, not even packs of equal
+ * size; commits that add no pack (loose, or nothing new) merge nothing either. */
+static void test_no_merge_up_to_limit(void **state)
 {
     struct fixture *f = *state;
-    enum { ALL = 64 + 64 + 400 + 64 + 64 };
-    const size_t len = 1000; /* random: every stored frame has the same size */
+    enum { PACKS = BBIT_STORE_PACKS_MAX, N = PACKS * MIN_OBJECTS };
+    struct obj *objs = calloc(N + 5, sizeof *objs), again[MIN_OBJECTS];
+    struct model m = {0};
+    char names[PACKS][65];
+    for (int k = 0; k < PACKS; k++) {
+        struct obj *o = objs + MIN_OBJECTS * k;
+        struct bbit_store_pack_result r =
+            pack_random(f->store, o, MIN_OBJECTS, 1000, 1000 * (uint64_t)(k + 1));
+        assert_true(r.packed);
+        assert_int_equal(r.objects, MIN_OBJECTS);
+        assert_int_equal(r.merged, 0);
+        model_add(&m, f->store, o, MIN_OBJECTS, names[k]);
+        model_check(&m, f->packdir); /* k + 1 packs: the earlier ones untouched */
+        assert_int_equal(m.packs[k].size, m.packs[0].size); /* all of one size */
+    }
+    assert_int_equal(list_packs(f->packdir, NULL, 0), BBIT_STORE_PACKS_MAX);
+    for (int k = 0; k < PACKS; k++)
+        assert_true(pack_exists(f->packdir, names[k]));
+
+    /* a small batch goes loose: still 16 packs */
+    begin(f);
+    put_random(f->store, objs + N, 5, 1000, 99000);
+    struct bbit_store_pack_result r = commit(f->store, false);
+    assert_false(r.packed);
+    assert_int_equal(r.objects, 5);
+    assert_int_equal(r.merged, 0);
+    assert_int_equal(count_loose(f->objects), 5);
+    model_check(&m, f->packdir);
+    /* a pack of objects all stored already installs nothing */
+    begin(f);
+    put_random(f->store, again, MIN_OBJECTS, 1000, 1000); /* the objects of pack 0 */
+    r = commit(f->store, false);
+    assert_false(r.packed);
+    assert_int_equal(r.objects, 0);
+    assert_int_equal(r.merged, 0);
+    model_check(&m, f->packdir);
+    assert_int_equal(count_entries(f->tmp), 0);
+    assert_fresh_reads(f->sdir, objs, N + 5);
+    model_free(&m);
+    free(objs);
+}
+
+/* The 17th pack is one too many: the 9 smallest by .pack size (not by object
+ * count, not by age) become one pack holding exactly their objects; the 8
+ * largest stay as they were. After that, 7 more packs merge nothing and the
+ * 8th merges again (the big merged pack is not among the smallest then). */
+static void test_merge_smallest_past_limit(void **state)
+{
+    struct fixture *f = *state;
+    /* in commit order; small: one of the 9 smallest .pack files */
+    static const struct {
+        int n;
+        size_t len;
+        bool small;
+    } plan[BBIT_STORE_PACKS_MAX + 1] = {
+        {64, 3000, false}, {64, 500, true},   {200, 100, true},  {64, 2600, false},
+        {64, 520, true},   {64, 540, true},   {64, 2200, false}, {64, 560, true},
+        {64, 580, true},   {64, 1800, false}, {64, 600, true},   {64, 1400, false},
+        {64, 620, true},   {64, 1000, false}, {64, 1200, false}, {64, 1100, false},
+        {64, 480, true},
+    };
+    enum { FIRST = 16 * 64 + 200, SECOND = 8 * 64, ALL = FIRST + SECOND };
     struct obj *objs = calloc(ALL, sizeof *objs);
-    char names[4][65];
-    int n = 0;
+    struct model m = {0};
+    char names[BBIT_STORE_PACKS_MAX + 1][65], removed[BBIT_STORE_PACKS_MERGED][65];
+    int at = 0, small_count = 0;
+    uint64_t small_objects = 0;
+    for (int k = 0; k <= BBIT_STORE_PACKS_MAX; k++) {
+        struct bbit_store_pack_result r = pack_random(f->store, objs + at, plan[k].n,
+                                                      plan[k].len, 100000 * (uint64_t)(k + 1));
+        assert_true(r.packed);
+        assert_int_equal(r.objects, plan[k].n);
+        model_add(&m, f->store, objs + at, plan[k].n, names[k]);
+        at += plan[k].n;
+        if (plan[k].small) {
+            small_count++;
+            small_objects += (uint64_t)plan[k].n;
+        }
+        if (k < BBIT_STORE_PACKS_MAX) {
+            assert_int_equal(r.merged, 0);
+            assert_int_equal(list_packs(f->packdir, NULL, 0), k + 1);
+            model_check(&m, f->packdir);
+        } else {
+            assert_int_equal(r.merged, BBIT_STORE_PACKS_MERGED);
+        }
+    }
+    assert_int_equal(at, FIRST);
+    assert_int_equal(small_count, BBIT_STORE_PACKS_MERGED);
+    /* pack 2 has the most objects and the smallest file */
+    for (int k = 0; k <= BBIT_STORE_PACKS_MAX; k++)
+        if (k != 2) {
+            assert_true(m.packs[k].count < m.packs[2].count);
+            assert_true(m.packs[k].size > m.packs[2].size);
+        }
 
-    struct bbit_store_pack_result r = pack_random(f->store, objs + n, 64, len, 10000);
-    n += 64;
-    assert_true(r.packed);
-    assert_int_equal(r.objects, 64);
-    assert_int_equal(r.merged, 0);
-    assert_int_equal(list_packs(f->packdir, names, 4), 1);
-    char first[65];
-    memcpy(first, names[0], 65);
-    uint64_t frame = stored_bytes(f->store, objs, 1);
-    assert_int_equal(stored_bytes(f->store, objs, 64), 64 * frame);
-
-    /* 64 + 64: equal sizes, merged into one pack of all 128 */
-    r = pack_random(f->store, objs + n, 64, len, 20000);
-    n += 64;
-    assert_true(r.packed);
-    assert_int_equal(r.objects, 64);
-    assert_int_equal(r.merged, 2);
-    assert_int_equal(stored_bytes(f->store, objs, n), (uint64_t)n * frame);
-    assert_int_equal(list_packs(f->packdir, names, 4), 1);
-    assert_string_not_equal(names[0], first);
-    assert_int_equal(idx_count(f->packdir, names[0]), 128);
-    assert_index_format(f->packdir, names[0], 128);
-    char pack[PATH_MAX], idx[PATH_MAX];
-    pack_paths(f->packdir, names[0], pack, idx);
-    assert_int_equal(file_size(pack), 8 + 128 * frame);
-    char *ids[128], want_name[65];
-    for (int i = 0; i < 128; i++)
-        ids[i] = objs[i].id;
-    pack_name_of(ids, 128, want_name);
-    assert_string_equal(names[0], want_name);
-    assert_fresh_reads(f->sdir, objs, n);
+    model_merge(&m, removed);
+    model_check(&m, f->packdir);
+    assert_int_equal(list_packs(f->packdir, NULL, 0),
+                     BBIT_STORE_PACKS_MAX + 1 - BBIT_STORE_PACKS_MERGED + 1);
+    /* the small ones are gone (the model picked the same), the big ones stay */
+    for (int k = 0; k <= BBIT_STORE_PACKS_MAX; k++) {
+        bool was_removed = false;
+        for (int i = 0; i < BBIT_STORE_PACKS_MERGED; i++)
+            was_removed |= strcmp(removed[i], names[k]) == 0;
+        assert_int_equal(was_removed, plan[k].small);
+        assert_int_equal(pack_exists(f->packdir, names[k]), !plan[k].small);
+    }
+    /* the merged pack: exactly the objects of the 9, once each, well formed */
+    char merged1[65];
+    const struct model_pack *mp = &m.packs[m.n - 1];
+    memcpy(merged1, mp->name, 65);
+    assert_int_equal(mp->count, small_objects);
+    assert_int_equal(idx_count(f->packdir, merged1), 8 * 64 + 200);
+    assert_index_format(f->packdir, merged1, small_objects);
     assert_int_equal(count_entries(f->tmp), 0);
     assert_int_equal(count_loose(f->objects), 0);
-
-    /* 400 after 128: larger than all before, no merge */
-    r = pack_random(f->store, objs + n, 400, len, 30000);
-    n += 400;
-    assert_int_equal(r.objects, 400);
-    assert_int_equal(r.merged, 0);
-    assert_int_equal(list_packs(f->packdir, names, 4), 2);
-    assert_fresh_reads(f->sdir, objs, n);
-
-    /* 64 after 128 and 400: no merge, three packs */
-    r = pack_random(f->store, objs + n, 64, len, 40000);
-    n += 64;
-    assert_int_equal(r.objects, 64);
-    assert_int_equal(r.merged, 0);
-    assert_int_equal(list_packs(f->packdir, names, 4), 3);
-    assert_fresh_reads(f->sdir, objs, n);
-
-    /* another 64: 64 + 64 <= 128, and 64 + 64 + 128 < 400: three merge into one */
-    r = pack_random(f->store, objs + n, 64, len, 50000);
-    n += 64;
-    assert_int_equal(n, ALL);
-    assert_int_equal(r.objects, 64);
-    assert_int_equal(r.merged, 3);
-    assert_int_equal(list_packs(f->packdir, names, 4), 2);
-    uint64_t counts[2] = {idx_count(f->packdir, names[0]), idx_count(f->packdir, names[1])};
-    assert_true((counts[0] == 256 && counts[1] == 400) ||
-                (counts[0] == 400 && counts[1] == 256));
-    assert_index_format(f->packdir, names[0], counts[0]);
-    assert_index_format(f->packdir, names[1], counts[1]);
-    assert_fresh_reads(f->sdir, objs, n);
-    /* the committing store reads them all too */
-    for (int i = 0; i < n; i += 7)
+    assert_fresh_reads(f->sdir, objs, FIRST);
+    for (int i = 0; i < FIRST; i += 7) /* the committing store reads them too */
         assert_object(f->store, &objs[i]);
+
+    /* 8 more small packs: the first 7 make 10 .. 16 packs, no merge; the 8th merges */
+    for (int j = 0; j < 8; j++) {
+        struct bbit_store_pack_result r = pack_random(f->store, objs + at, 64, 300 + 10 * (size_t)j,
+                                                      5000000 + 1000 * (uint64_t)j);
+        assert_true(r.packed);
+        model_add(&m, f->store, objs + at, 64, NULL);
+        at += 64;
+        if (j < 7) {
+            assert_int_equal(r.merged, 0);
+            model_check(&m, f->packdir);
+            assert_int_equal(m.n, 10 + j);
+        } else { /* the 8th: 17 packs, merged into 9 again */
+            assert_int_equal(r.merged, BBIT_STORE_PACKS_MERGED);
+        }
+    }
+    assert_int_equal(at, ALL);
+    model_merge(&m, removed);
+    model_check(&m, f->packdir);
+    assert_int_equal(m.n, 9);
+    /* the 8 new ones and the smallest big one (pack 13) were merged */
+    assert_true(pack_exists(f->packdir, merged1));
+    assert_false(pack_exists(f->packdir, names[13]));
+    assert_true(pack_exists(f->packdir, names[15]));
+    assert_int_equal(idx_count(f->packdir, m.packs[m.n - 1].name), 9 * 64);
+    assert_index_format(f->packdir, m.packs[m.n - 1].name, 9 * 64);
+    assert_fresh_reads(f->sdir, objs, ALL);
     assert_int_equal(count_entries(f->tmp), 0);
-    assert_int_equal(count_loose(f->objects), 0);
+    model_free(&m);
     free(objs);
 }
 
-/* A much bigger pack followed by a small one: no merge, two packs. */
-static void test_no_merge_big_then_small(void **state)
-{
-    struct fixture *f = *state;
-    struct obj *objs = calloc(464, sizeof *objs);
-    struct bbit_store_pack_result r = pack_random(f->store, objs, 400, 600, 1);
-    assert_true(r.packed);
-    assert_int_equal(r.objects, 400);
-    assert_int_equal(r.merged, 0);
-    r = pack_random(f->store, objs + 400, 64, 600, 1000);
-    assert_true(r.packed);
-    assert_int_equal(r.objects, 64);
-    assert_int_equal(r.merged, 0);
-    char names[3][65];
-    assert_int_equal(list_packs(f->packdir, names, 3), 2);
-    uint64_t counts[2] = {idx_count(f->packdir, names[0]), idx_count(f->packdir, names[1])};
-    assert_int_equal(counts[0] + counts[1], 464);
-    assert_true(counts[0] == 64 || counts[1] == 64);
-    assert_fresh_reads(f->sdir, objs, 464);
-    free(objs);
-}
-
-/* Two stores packing overlapping objects at the same time: the merge of
- * their packs keeps each object once. */
+/* Two stores packing overlapping objects at the same time: when both packs
+ * are among the merged ones, the merged pack holds each object once. */
 static void test_merge_dedups_overlapping_packs(void **state)
 {
     struct fixture *f = *state;
+    enum { FILL = 15, SMALL = 7, UNIQUE = SMALL * 64 + 96 };
     const size_t len = 900;
-    struct obj x1[32], x2[32], x2_again[32], y[32], all[96];
+    struct obj *fill = calloc(FILL * 64, sizeof *fill);
+    struct obj x1[32], x2[32], x2_again[32], y[32];
+    struct obj *unique = calloc(UNIQUE, sizeof *unique);
+    char names[FILL][65], *ids[UNIQUE], a_name[65], b_name[65];
+    /* 7 small packs, 8 bigger than the two that follow */
+    for (int k = 0; k < FILL; k++) {
+        size_t flen = k < SMALL ? 300 + 20 * (size_t)k : 2000 + 100 * (size_t)k;
+        struct bbit_store_pack_result r =
+            pack_random(f->store, fill + 64 * k, 64, flen, 100000 * (uint64_t)(k + 1));
+        assert_true(r.packed);
+        assert_int_equal(r.merged, 0);
+        for (int i = 0; i < 64; i++)
+            ids[i] = fill[64 * k + i].id;
+        pack_name_of(ids, 64, names[k]);
+        assert_true(pack_exists(f->packdir, names[k]));
+    }
     bbit_store *b = open_store(f->sdir, 0);
     begin(f);
     assert_int_equal(bbit_store_pack_begin(b, f->err, sizeof f->err), 0);
@@ -1344,55 +1739,105 @@ static void test_merge_dedups_overlapping_packs(void **state)
     assert_int_equal(bbit_store_has(b, x1[0].id, f->err, sizeof f->err), 0);
     assert_int_equal(bbit_store_has(f->store, y[0].id, f->err, sizeof f->err), 0);
 
-    struct bbit_store_pack_result r = commit(f->store, false);
+    struct bbit_store_pack_result r = commit(f->store, false); /* the 16th pack */
     assert_true(r.packed);
     assert_int_equal(r.objects, 64);
     assert_int_equal(r.merged, 0);
-    r = commit(b, false);
+    assert_int_equal(list_packs(f->packdir, NULL, 0), 16);
+    r = commit(b, false); /* the 17th */
     assert_true(r.packed);
-    assert_int_equal(r.merged, 2); /* two packs of the same size */
+    assert_int_equal(r.objects, 64);
+    assert_int_equal(r.merged, BBIT_STORE_PACKS_MERGED);
     bbit_store_close(b);
 
-    char names[2][65], pack[PATH_MAX], idx[PATH_MAX];
-    assert_int_equal(list_packs(f->packdir, names, 2), 1);
-    assert_int_equal(idx_count(f->packdir, names[0]), 96);
-    assert_index_format(f->packdir, names[0], 96); /* strictly sorted: no id twice */
-    memcpy(all, x1, sizeof x1);
-    memcpy(all + 32, x2, sizeof x2);
-    memcpy(all + 64, y, sizeof y);
-    pack_paths(f->packdir, names[0], pack, idx);
+    /* a's and b's packs and the 7 small ones became one; the 8 big ones stay */
+    for (int i = 0; i < 32; i++) {
+        ids[i] = x1[i].id;
+        ids[32 + i] = x2[i].id;
+    }
+    pack_name_of(ids, 64, a_name);
+    for (int i = 0; i < 32; i++) {
+        ids[i] = x2_again[i].id;
+        ids[32 + i] = y[i].id;
+    }
+    pack_name_of(ids, 64, b_name);
+    assert_false(pack_exists(f->packdir, a_name));
+    assert_false(pack_exists(f->packdir, b_name));
+    for (int k = 0; k < FILL; k++)
+        assert_int_equal(pack_exists(f->packdir, names[k]), k >= SMALL);
+    char all[FILL][65], merged[65] = "";
+    assert_int_equal(list_packs(f->packdir, all, FILL), FILL - SMALL + 1);
+    for (int i = 0; i < FILL - SMALL + 1; i++) {
+        bool known = false;
+        for (int k = SMALL; k < FILL; k++)
+            known |= strcmp(all[i], names[k]) == 0;
+        if (!known) {
+            assert_string_equal(merged, "");
+            memcpy(merged, all[i], 65);
+        }
+    }
+    memcpy(unique, fill, SMALL * 64 * sizeof *unique);
+    memcpy(unique + SMALL * 64, x1, sizeof x1);
+    memcpy(unique + SMALL * 64 + 32, x2, sizeof x2);
+    memcpy(unique + SMALL * 64 + 64, y, sizeof y);
+    for (int i = 0; i < UNIQUE; i++)
+        ids[i] = unique[i].id;
+    char want[65], pack[PATH_MAX], idx[PATH_MAX];
+    pack_name_of(ids, UNIQUE, want);
+    assert_string_equal(merged, want);
+    assert_int_equal(idx_count(f->packdir, merged), UNIQUE); /* x2 once, not twice */
+    assert_index_format(f->packdir, merged, UNIQUE);         /* strictly sorted: no id twice */
+    pack_paths(f->packdir, merged, pack, idx);
     bbit_store *fresh = open_store(f->sdir, 0);
-    assert_int_equal(file_size(pack), 8 + stored_bytes(fresh, all, 96));
+    assert_int_equal(file_size(pack), 8 + stored_bytes(fresh, unique, UNIQUE));
     bbit_store_close(fresh);
-    assert_fresh_reads(f->sdir, all, 96);
+    assert_fresh_reads(f->sdir, unique, UNIQUE);
+    assert_fresh_reads(f->sdir, fill, FILL * 64);
+    free(fill);
+    free(unique);
 }
 
-/* While another holder has objects/pack/merge.lock, a commit leaves the
- * packs alone; the next commit after it is released merges them. */
+/* While another holder has objects/pack/merge.lock, commits past the limit
+ * leave the packs alone (17, then 18 packs); the next commit past the limit
+ * after it is released merges the 9 smallest (19 -> 11 packs). */
 static void test_merge_skipped_while_locked(void **state)
 {
     struct fixture *f = *state;
-    const size_t len = 700;
-    struct obj objs[192];
-    assert_int_equal(pack_random(f->store, objs, 64, len, 1).merged, 0);
+    enum { PACKS = BBIT_STORE_PACKS_MAX + 3, N = PACKS * MIN_OBJECTS };
+    struct obj *objs = calloc(N, sizeof *objs);
+    struct model m = {0};
+    char removed[BBIT_STORE_PACKS_MERGED][65];
+    for (int k = 0; k < BBIT_STORE_PACKS_MAX; k++)
+        assert_int_equal(spread_pack(f->store, &m, objs, k, NULL).merged, 0);
+    model_check(&m, f->packdir);
+
     char lock_path[PATH_MAX];
     snprintf(lock_path, sizeof lock_path, "%s/merge.lock", f->packdir);
-    int lock = open(lock_path, O_RDWR | O_CREAT, 0644);
+    int lock = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     assert_true(lock >= 0);
     assert_int_equal(flock(lock, LOCK_EX | LOCK_NB), 0);
-    struct bbit_store_pack_result r = pack_random(f->store, objs + 64, 64, len, 100);
-    assert_true(r.packed);
-    assert_int_equal(r.merged, 0); /* would have merged, but another merge "runs" */
-    assert_int_equal(list_packs(f->packdir, NULL, 0), 2);
-    assert_fresh_reads(f->sdir, objs, 128);
+    for (int k = BBIT_STORE_PACKS_MAX; k < PACKS - 1; k++) {
+        struct bbit_store_pack_result r = spread_pack(f->store, &m, objs, k, NULL);
+        assert_int_equal(r.merged, 0); /* would merge, but another merge "runs" */
+        model_check(&m, f->packdir);
+        assert_int_equal(list_packs(f->packdir, NULL, 0), k + 1);
+    }
+    assert_int_equal(count_entries(f->tmp), 0);
+    assert_fresh_reads(f->sdir, objs, N - MIN_OBJECTS);
     close(lock);
-    r = pack_random(f->store, objs + 128, 64, len, 200);
-    assert_int_equal(r.merged, 3);
-    char names[1][65];
-    assert_int_equal(list_packs(f->packdir, names, 1), 1);
-    assert_int_equal(idx_count(f->packdir, names[0]), 192);
+
+    struct bbit_store_pack_result r = spread_pack(f->store, &m, objs, PACKS - 1, NULL);
+    assert_int_equal(r.merged, BBIT_STORE_PACKS_MERGED);
+    model_merge(&m, removed);
+    model_check(&m, f->packdir);
+    assert_int_equal(list_packs(f->packdir, NULL, 0), PACKS - BBIT_STORE_PACKS_MERGED + 1);
+    for (int i = 0; i < BBIT_STORE_PACKS_MERGED; i++)
+        assert_false(pack_exists(f->packdir, removed[i]));
     assert_true(exists(lock_path)); /* left in place, harmlessly */
-    assert_fresh_reads(f->sdir, objs, 192);
+    assert_int_equal(count_entries(f->tmp), 0);
+    assert_fresh_reads(f->sdir, objs, N);
+    model_free(&m);
+    free(objs);
 }
 
 /* A store that loaded packs keeps reading them after another store's merge
@@ -1400,78 +1845,90 @@ static void test_merge_skipped_while_locked(void **state)
 static void test_reader_survives_merge(void **state)
 {
     struct fixture *f = *state;
-    enum { ALL = 128 + 64 + 64 };
-    const size_t len = 800;
-    struct obj objs[ALL];
-    char before[2][65], after[3][65], pack[PATH_MAX], idx[PATH_MAX];
-    /* 128 then 64: no merge, two packs */
-    assert_int_equal(pack_random(f->store, objs, 128, len, 100).merged, 0);
-    assert_int_equal(pack_random(f->store, objs + 128, 64, len, 300).merged, 0);
-    assert_int_equal(list_packs(f->packdir, before, 2), 2);
+    enum { PACKS = BBIT_STORE_PACKS_MAX + 1, N = PACKS * MIN_OBJECTS };
+    struct obj *objs = calloc(N, sizeof *objs);
+    struct model m = {0};
+    char names[PACKS][65], removed[BBIT_STORE_PACKS_MERGED][65];
+    for (int k = 0; k < BBIT_STORE_PACKS_MAX; k++)
+        assert_int_equal(spread_pack(f->store, &m, objs, k, names[k]).merged, 0);
 
     bbit_store *a = open_store(f->sdir, 0);
-    for (int i = 0; i < 192; i++)
+    for (int i = 0; i < N - MIN_OBJECTS; i++)
         assert_object(a, &objs[i]);
 
-    /* through store b: 64 more of the same frame size merge all three */
+    /* through store b: the 17th pack, and the merge */
     bbit_store *b = open_store(f->sdir, 0);
-    struct bbit_store_pack_result r = pack_random(b, objs + 192, 64, len, 500);
-    assert_true(r.packed);
-    assert_int_equal(r.merged, 3);
+    struct bbit_store_pack_result r = spread_pack(b, &m, objs, PACKS - 1, names[PACKS - 1]);
+    assert_int_equal(r.merged, BBIT_STORE_PACKS_MERGED);
     bbit_store_close(b);
-    assert_int_equal(list_packs(f->packdir, after, 3), 1);
-    for (int k = 0; k < 2; k++) {
-        pack_paths(f->packdir, before[k], pack, idx);
-        assert_false(exists(pack));
-        assert_false(exists(idx));
-    }
-    assert_int_equal(idx_count(f->packdir, after[0]), ALL);
+    model_merge(&m, removed);
+    model_check(&m, f->packdir);
 
     /* store a still reads every object it could read, from the removed files */
-    for (int i = 0; i < 192; i++)
+    int gone = 0;
+    for (int i = 0; i < N - MIN_OBJECTS; i++)
         assert_object(a, &objs[i]);
-    uint64_t offset, size;
-    int fd = bbit_store_open_raw(a, objs[150].id, &offset, &size, f->err, sizeof f->err);
-    assert_true(fd >= 0);
-    struct stat st;
-    assert_int_equal(fstat(fd, &st), 0);
-    assert_int_equal(st.st_nlink, 0); /* the file of a removed pack */
-    close(fd);
+    for (int k = 0; k < PACKS - 1; k++) {
+        bool was_removed = false;
+        for (int i = 0; i < BBIT_STORE_PACKS_MERGED; i++)
+            was_removed |= strcmp(removed[i], names[k]) == 0;
+        assert_int_equal(pack_exists(f->packdir, names[k]), !was_removed);
+        gone += was_removed;
+        uint64_t offset, size;
+        int fd = bbit_store_open_raw(a, objs[MIN_OBJECTS * k].id, &offset, &size, f->err,
+                                     sizeof f->err);
+        assert_true(fd >= 0);
+        struct stat st;
+        assert_int_equal(fstat(fd, &st), 0);
+        assert_int_equal(st.st_nlink, was_removed ? 0 : 1); /* the file of a removed pack */
+        close(fd);
+    }
+    assert_true(gone >= BBIT_STORE_PACKS_MERGED - 1);
     bbit_store_close(a);
-    assert_fresh_reads(f->sdir, objs, ALL);
+    assert_fresh_reads(f->sdir, objs, N);
+    model_free(&m);
+    free(objs);
 }
 
 /* ------------------------------------------------------------------------ */
 /* Durability */
 
 /* A store opened with BBIT_STORE_FSYNC commits packs (and small loose
- * batches, and merges) the same way. */
+ * batches, and the merge past the limit) the same way. */
 static void test_fsync_store_packs(void **state)
 {
     struct fixture *f = *state;
-    enum { ALL = 70 + 70 + 5 };
-    struct obj objs[ALL];
-    struct bbit_store_pack_result r = pack_random(f->store, objs, 70, 1200, 7000);
-    assert_true(r.packed);
-    assert_int_equal(r.objects, 70);
-    assert_int_equal(list_packs(f->packdir, NULL, 0), 1);
+    enum { PACKS = BBIT_STORE_PACKS_MAX + 1, N = PACKS * MIN_OBJECTS };
+    struct obj *objs = calloc(N + 5, sizeof *objs);
+    struct model m = {0};
+    char removed[BBIT_STORE_PACKS_MERGED][65];
+    for (int k = 0; k < PACKS; k++) {
+        struct obj *o = objs + MIN_OBJECTS * k;
+        begin(f);
+        put_random(f->store, o, MIN_OBJECTS, spread_len(k), 100000 * (uint64_t)(k + 1));
+        struct bbit_store_pack_result r = commit(f->store, k % 2 == 0);
+        assert_true(r.packed);
+        assert_int_equal(r.objects, MIN_OBJECTS);
+        model_add(&m, f->store, o, MIN_OBJECTS, NULL);
+        assert_int_equal(r.merged, k < BBIT_STORE_PACKS_MAX ? 0 : BBIT_STORE_PACKS_MERGED);
+    }
+    model_merge(&m, removed);
+    model_check(&m, f->packdir);
+    assert_int_equal(list_packs(f->packdir, NULL, 0), PACKS - BBIT_STORE_PACKS_MERGED + 1);
     assert_int_equal(count_loose(f->objects), 0);
-    /* an equal second pack: merged under fsync */
-    begin(f);
-    put_random(f->store, objs + 70, 70, 1200, 8000);
-    r = commit(f->store, true);
-    assert_true(r.packed);
-    assert_int_equal(r.merged, 2);
-    assert_int_equal(list_packs(f->packdir, NULL, 0), 1);
     /* a small batch goes loose */
     begin(f);
-    put_random(f->store, objs + 140, 5, 1200, 9000);
-    r = commit(f->store, true);
+    put_random(f->store, objs + N, 5, 1200, 9000);
+    struct bbit_store_pack_result r = commit(f->store, true);
     assert_false(r.packed);
     assert_int_equal(r.objects, 5);
+    assert_int_equal(r.merged, 0);
     assert_int_equal(count_loose(f->objects), 5);
     assert_int_equal(count_entries(f->tmp), 0);
-    assert_fresh_reads(f->sdir, objs, ALL);
+    model_check(&m, f->packdir);
+    assert_fresh_reads(f->sdir, objs, N + 5);
+    model_free(&m);
+    free(objs);
 }
 
 int main(void)
@@ -1480,6 +1937,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pack_commit_installs_one_pack, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pack_duplicates_not_repeated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_small_pack_goes_loose, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_big_objects_loose_in_pack, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_many_bytes_few_objects_go_loose, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pack_abort_drops_objects, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_drops_open_pack, setup, teardown),
         cmocka_unit_test_setup_teardown(test_begin_twice_and_commit_without_begin, setup,
@@ -1491,8 +1950,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_flipped_byte_in_pack, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_index_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_pack_magic_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_merge_equal_packs, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_no_merge_big_then_small, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_merge_up_to_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_merge_smallest_past_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_merge_dedups_overlapping_packs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_merge_skipped_while_locked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reader_survives_merge, setup, teardown),

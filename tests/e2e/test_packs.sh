@@ -95,22 +95,31 @@ expect_code 0
 [ "$(loose_objects "$srv_scope")" -ge 2 ] || fail "the server stored no loose object for a small export"
 ok "a one-component tag and export store loose objects, not a pack"
 
-# packs accumulate and merge; nothing is lost on either side
+# packs accumulate; past 16 the 9 smallest merge; nothing is lost on either side
 for round in two three four; do
   make_components 40 "$round"
   "$BBIT" tag -m "$round" >/dev/null 2>&1 || fail "tag $round failed"
 done
-local_packs=$(packs .bit)
-[ "$local_packs" -ge 1 ] && [ "$local_packs" -le 3 ] || fail "4 large tags left $local_packs packs (merging expected)"
-checked=$("$BBIT" run "$T_DIR/ids.lua" .bit) || fail "an object was lost after merging"
-[ "$checked" -ge 480 ] || fail "expected >= 480 object references after 4 tags, got $checked"
+[ "$(packs .bit)" = 4 ] || fail "4 large tags should leave 4 packs, not $(packs .bit)"
+for round in $(seq 5 17); do # 22 components: 66 new objects, a pack each
+  for i in $(seq 1 22); do printf 'export const v%d = "round %d";\n' "$i" "$round" >"components/c$i/index.js"; done
+  "$BBIT" tag -m "round $round" >/dev/null 2>&1 || fail "tag round $round failed"
+  [ "$round" = 17 ] || [ "$(packs .bit)" = "$round" ] || fail "after $round large tags: $(packs .bit) packs"
+done
+[ "$(packs .bit)" = 9 ] || fail "the 17th pack should merge the 9 smallest (9 left), not $(packs .bit)"
+[ -z "$(ls -A .bit/objects/tmp)" ] || fail "the merge left temp files"
+checked=$("$BBIT" run "$T_DIR/ids.lua" .bit) || fail "an object was lost in the merge"
+[ "$checked" -ge 1300 ] || fail "expected >= 1300 object references after 17 tags, got $checked"
 run "$BBIT" export
 expect_code 0
 run "$BBIT" log c40
 expect_code 0; expect_out "four"; expect_out "first"
+run "$BBIT" log c1
+expect_code 0; expect_out "round 17"; expect_out "round 5"
 cd "$T_DIR/b"
-run "$BBIT" import my-org.pub/c40
-expect_code 0; expect_out "c40@0.0.4"
-grep -q '"four"' components/c40/index.js || fail "import did not bring the last version"
-ok "after 4 large tags the local scope holds $local_packs pack(s); every object verifies; export and import of the latest work"
+run "$BBIT" import my-org.pub/c40 my-org.pub/c1
+expect_code 0; expect_out "c40@0.0.4"; expect_out "c1@0.0.17"
+grep -q '"four"' components/c40/index.js || fail "import did not bring the last version of c40"
+grep -q '"round 17"' components/c1/index.js || fail "import did not bring the last version of c1"
+ok "17 large tags: 16 packs, then the 9 smallest merge into one; every object verifies; export and import of the latest work"
 finish
