@@ -11,6 +11,7 @@
 
 #include "bbit/host.h"
 #include "bbit/luax.h"
+#include "lua_alloc.h"
 
 enum { EXIT_INTERNAL = 70 };
 
@@ -42,15 +43,6 @@ static int traceback(lua_State *L)
     return 1;
 }
 
-/* Sanitizer builds keep the plain allocator paths (and free everything, for
- * the leak checks). */
-#if defined(__SANITIZE_ADDRESS__)
-#define BBIT_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define BBIT_SANITIZED 1
-#endif
-#endif
 
 /* A command touches tens of MB of Lua tables once (a 10,000-component
  * workspace): page faults were a fifth of its time. The heap is grown once
@@ -74,26 +66,6 @@ static void heap_setup(void)
 #endif
 }
 
-/* Lua's allocator, except that once the command is done and the state is
- * being closed, memory is not freed one object at a time (~10% of a short
- * command at 10,000 components): finalizers still run, the process exit
- * returns the memory. */
-static int g_exiting;
-
-static void *lua_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
-{
-    (void)ud;
-    (void)osize;
-    if (nsize == 0) {
-#ifndef BBIT_SANITIZED
-        if (!g_exiting)
-#endif
-            free(ptr);
-        return NULL;
-    }
-    return realloc(ptr, nsize);
-}
-
 static int on_panic(lua_State *L)
 {
     const char *msg = lua_tostring(L, -1);
@@ -109,7 +81,7 @@ int main(int argc, char **argv)
     setlocale(LC_CTYPE, "C.UTF-8");
     signal(SIGPIPE, SIG_IGN);
 
-    lua_State *L = lua_newstate(lua_alloc, NULL);
+    lua_State *L = lua_newstate(bbit_lua_alloc, NULL);
     if (L)
         lua_atpanic(L, on_panic);
     if (!L) {
@@ -140,7 +112,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "bbit: internal error, please report:\n%s\n", lua_tostring(L, -1));
     }
     fflush(stdout);
-    g_exiting = 1;
+    bbit_lua_alloc_exiting();
     lua_close(L);
     return code;
 }

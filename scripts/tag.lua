@@ -120,9 +120,10 @@ tag:step("select", function(ctx)
   end
   ctx.auto_tagged = {}
   if not ctx.opts.skip_auto_tag then
-    local queue = { table.unpack(selected) }
-    while #queue > 0 do
-      local comp = analysis.by_id[table.remove(queue, 1)]
+    local queue, head = { table.unpack(selected) }, 1
+    while head <= #queue do
+      local comp = analysis.by_id[queue[head]]
+      head = head + 1
       for _, dependent_id in ipairs(comp.dependents) do
         local d = analysis.by_id[dependent_id]
         if not seen[dependent_id] and d.head then

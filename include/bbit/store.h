@@ -235,7 +235,8 @@ struct bbit_store_pack_result {
 int bbit_store_pack_begin(bbit_store *store, char *err, size_t errlen);
 
 /* Installs the pending objects. sync: make them durable before returning
- * (fsync of the pack, its index and folder; syncfs for loose objects). While
+ * (fsync of the pack, its index and folder; syncfs for loose objects, also
+ * for the big ones stored loose while the pack was open). While
  * a writer is open, commit fails and the pack stays open; any other failed
  * commit installs nothing and leaves no pack open. A merge that fails only
  * leaves the packs as they were (out->merged 0). out may be NULL. */

@@ -597,6 +597,8 @@ static int writer_install(bbit_store_writer *w, const char *id, char *err, size_
         unlink(w->tmp_path);
         return 0;
     }
+    if (w->store->pending)
+        store_pending_note_loose(w->store);
     return store_install_loose(w->store, fd, w->tmp_path, id, err, errlen);
 }
 

@@ -60,6 +60,9 @@ int store_pack_find(const bbit_store *store, const char *id, struct store_loc *l
  * truncates the pack back to start. */
 int store_pending_claim(bbit_store *store, int *fd, uint64_t *start, char *path, size_t pathlen,
                         char *err, size_t errlen);
+/* A big object was stored loose while the pack is open: a synced commit
+ * flushes it too. */
+void store_pending_note_loose(bbit_store *store);
 int store_pending_release(bbit_store *store, const char *id, uint64_t start, bool keep,
                           char *err, size_t errlen);
 

@@ -41,6 +41,7 @@ struct store_pending {
     char path[PATH_MAX]; /* the temp file under objects/tmp */
     uint64_t size;       /* bytes written so far */
     bool claimed;        /* a writer is writing at the end */
+    bool loose_written;  /* a big object went loose meanwhile (see store_pending_note_loose) */
     struct pack_entry *entries;
     size_t count, cap;
     uint32_t *slots; /* open addressing over entries: index + 1, 0 = free */
@@ -440,6 +441,11 @@ int store_pending_claim(bbit_store *store, int *fd, uint64_t *start, char *path,
     return 0;
 }
 
+void store_pending_note_loose(bbit_store *store)
+{
+    store->pending->loose_written = true;
+}
+
 int store_pending_release(bbit_store *store, const char *id, uint64_t start, bool keep,
                           char *err, size_t errlen)
 {
@@ -561,6 +567,16 @@ static int install_pack(bbit_store *store, struct store_pending *p, bool sync,
     return rc;
 }
 
+/* One flush of the store's filesystem (loose objects written unsynced). */
+static int flush_filesystem(bbit_store *store, char *err, size_t errlen)
+{
+    int fd = open(store->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc = fd >= 0 && syncfs(fd) == 0 ? 0 : store_fail_errno(err, errlen, store->dir, "syncfs");
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
 /* Installs p's objects as loose objects (a pack too small to be worth one). */
 static int install_loose(bbit_store *store, struct store_pending *p, bool sync, char *err,
                          size_t errlen)
@@ -581,12 +597,8 @@ static int install_loose(bbit_store *store, struct store_pending *p, bool sync, 
         if (store_install_loose(store, fd, tmp, id, err, errlen) != 0)
             return -1;
     }
-    if (sync && !store->fsync) {
-        /* one flush for all of them instead of one fsync each */
-        if (syncfs(p->fd) != 0)
-            return store_fail_errno(err, errlen, store->dir, "syncfs");
-    }
-    return 0;
+    /* one flush for all of them instead of one fsync each */
+    return sync && !store->fsync ? flush_filesystem(store, err, errlen) : 0;
 }
 
 /* Which packs to merge: none while there are at most BBIT_STORE_PACKS_MAX,
@@ -685,8 +697,11 @@ int bbit_store_pack_commit(bbit_store *store, bool sync, struct bbit_store_pack_
                  merge_packs(store, &result.merged, NULL, 0) != 0)
             result.merged = 0;
     } else if (p->count > 0) {
-        rc = install_loose(store, p, sync, err, errlen);
+        rc = install_loose(store, p, sync, err, errlen); /* a syncfs covers every loose one */
+        p->loose_written = false;
     }
+    if (rc == 0 && sync && !store->fsync && p->loose_written)
+        rc = flush_filesystem(store, err, errlen);
     pending_free(p);
     if (out)
         *out = result;

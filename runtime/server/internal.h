@@ -205,6 +205,7 @@ struct srv_request {
     /* object uploads */
     struct srv_pack *pack; /* pack uploads (pack.c) */
     struct bbit_store *store;
+    char *store_scope; /* the scope r->store belongs to, when opened by srv_request_scope_store */
     struct bbit_store_writer *writer;
     bool object_existed; /* already stored: the body is read and discarded */
     bool write_failed;
@@ -233,6 +234,10 @@ const char *srv_query(struct srv_request *r, const char *name);
  * error. *exists tells whether the scope exists. */
 int srv_scope_role(struct srv_request *r, const char *scope, bool *exists);
 /* Opens scope's store (created when missing); NULL after sending 500. */
+/* The store of scope kept as r->store for the rest of the request (reopened
+ * when another scope is asked for); closed with the request. NULL (an error
+ * sent) on failure. */
+struct bbit_store *srv_request_scope_store(struct srv_request *r, const char *scope);
 struct bbit_store *srv_open_scope_store(struct srv_request *r, const char *scope);
 
 /* ---- api.c ---------------------------------------------------------------- */

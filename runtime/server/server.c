@@ -184,6 +184,22 @@ int srv_scope_role(struct srv_request *r, const char *scope, bool *exists)
     return srv_auth_role(&r->auth, scope, *exists && is_public);
 }
 
+struct bbit_store *srv_request_scope_store(struct srv_request *r, const char *scope)
+{
+    if (r->store && r->store_scope && strcmp(r->store_scope, scope) == 0)
+        return r->store;
+    bbit_store_close(r->store);
+    free(r->store_scope);
+    r->store_scope = NULL;
+    r->store = srv_open_scope_store(r, scope);
+    if (r->store && !(r->store_scope = strdup(scope))) {
+        bbit_store_close(r->store);
+        r->store = NULL;
+        srv_send_internal(r, "out of memory");
+    }
+    return r->store;
+}
+
 struct bbit_store *srv_open_scope_store(struct srv_request *r, const char *scope)
 {
     char dir[4200], err[BBIT_STORE_ERR_SIZE];
@@ -555,6 +571,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     bbit_store_writer_abort(r->writer);
     srv_pack_free(r);
     bbit_store_close(r->store);
+    free(r->store_scope);
     srv_auth_free(&r->auth);
     if (r->db)
         srv_db_close(r->db);

@@ -524,13 +524,13 @@ static int check_component(struct srv_request *r, struct tcomp *t)
 {
     if (load_head(r, t) != 0 || check_immutable(r, t) != 0)
         return -1;
-    bbit_store *store = srv_open_scope_store(r, t->scope);
+    /* one store per scope for the whole request: opening one reads its pack indexes */
+    bbit_store *store = srv_request_scope_store(r, t->scope);
     if (!store)
         return -1;
     int rc = check_objects(r, store, t);
     if (rc == 0)
         rc = check_ancestry(r, store, t);
-    bbit_store_close(store);
     if (rc == 0)
         rc = check_lock(r, t);
     return rc;
