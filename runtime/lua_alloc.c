@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 static int g_exiting;
 
@@ -29,7 +30,7 @@ void *bbit_lua_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 #define GRAIN 16
 #define SMALL_MAX 256                   /* bigger objects come from malloc */
 #define CLASSES (SMALL_MAX / GRAIN)     /* 16, 32, ..., 256 bytes */
-#define CHUNK (256 * 1024)              /* small objects are carved from these */
+#define CHUNK (2 * 1024 * 1024)         /* small objects are carved from these */
 
 static void *free_list[CLASSES]; /* a freed object holds the next one */
 static char *chunk_at, *chunk_end;
@@ -49,9 +50,12 @@ static void *small_alloc(size_t size)
     }
     size_t bytes = (c + 1) * GRAIN;
     if ((size_t)(chunk_end - chunk_at) < bytes) {
-        char *chunk = malloc(CHUNK); /* never freed: its objects are reused */
-        if (!chunk)
+        /* mapped, not from malloc: interleaved with big buffers they kept
+         * glibc's heap fragmented. Never unmapped: the objects are reused. */
+        char *chunk = mmap(NULL, CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (chunk == MAP_FAILED)
             return NULL;
+        madvise(chunk, CHUNK, MADV_HUGEPAGE);
         chunk_at = chunk;
         chunk_end = chunk + CHUNK;
     }

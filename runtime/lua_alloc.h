@@ -1,6 +1,7 @@
 /* Lua's allocator. Objects of up to 256 bytes (most of Lua's: strings,
- * tables, closures) come from size classes carved out of 256 KiB chunks and
- * go back to a free list per class; bigger ones from malloc. With every small
+ * tables, closures) come from size classes carved out of 2 MiB mapped chunks
+ * (transparent huge pages where allowed) and go back to a free list per
+ * class; bigger ones from malloc. With every small
  * object in glibc's heap, a 10,000-component tag spent a seventh of its time
  * in malloc sorting and merging free chunks (malloc_consolidate,
  * unlink_chunk), more per object the bigger the heap. Once the command is
