@@ -252,7 +252,7 @@ end)
 tag:step("commit", function(ctx)
   local ws = ctx.workspace
   if ws.scope.store:packing() then
-    ws.scope.store:commit_pack() -- before anything points at its objects
+    ws.scope.store:commit_pack({ sync = true }) -- durable before anything points at its objects
   end
   local refs = ws.scope:refs()
   for _, id in ipairs(ctx.selected) do

@@ -196,9 +196,13 @@ int bbit_store_copy_raw(const bbit_store *store, const char *id, int out, char *
  * objects' stored bytes, back to back) with objects/pack/pack-<name>.idx
  * ("BBITIDX1", u32 count, u32 0, then count entries sorted by id: 32 bytes of
  * id, u64 offset, u64 length, all little-endian; then the SHA-256 of all
- * that). <name> is the SHA-256 of the sorted ids. The .idx appears last (by
- * rename), so a pack is either complete or invisible. Every read still
- * hashes what it returns.
+ * that). <name> is the SHA-256 of the sorted ids (its last 16 digits random
+ * when that name is taken by a pack still being installed or left half-way).
+ * The .idx appears last (by rename, never replacing a file), so a pack is
+ * either complete or invisible. Every read still hashes what it returns.
+ * A pack that cannot be used (a corrupt index, a .pack missing or damaged)
+ * does not stop the store from opening: it is skipped, and a lookup that
+ * misses says so ("no object X (a pack could not be read: <file>: <why>)").
  *
  * bbit_store_pack_begin makes every later write of this store (the writer,
  * put, put_file, put_raw_file) go into one new pack, until commit or abort.
@@ -219,8 +223,10 @@ int bbit_store_copy_raw(const bbit_store *store, const char *id, int out, char *
  * leaves more than BBIT_STORE_PACKS_MAX packs, the BBIT_STORE_PACKS_MERGED smallest become one
  * (as git gc --auto does past gc.autoPackLimit), so a store open reads a
  * bounded number of indexes and each byte is rewritten O(log n) times. A
- * merge writes and syncs the new pack before it removes the old ones;
- * another process's merge in progress is left alone. */
+ * merge only reads indexes that match their checksum and entries inside
+ * their pack (else it stops, keeping every source), writes and syncs the new
+ * pack before it removes the old ones, and leaves another process's merge in
+ * progress alone. */
 #define BBIT_STORE_PACK_MIN_OBJECTS 64
 #define BBIT_STORE_PACK_OBJECT_MAX (1u << 20)
 #define BBIT_STORE_PACKS_MAX 16

@@ -4,6 +4,7 @@
 
 #include <dlfcn.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,24 +98,21 @@ const struct bbit_archive_api *bbit_archive_api(void)
     return &archive;
 }
 
-/* Prefetching: a thread runs the loader's pthread_once, so a first use on
- * the main thread waits for it; the threads are joined at exit (a library's
- * constructors must not run while exit runs destructors). */
+/* Prefetching: a thread dlopens the library; the dynamic linker's lock
+ * makes a first use on the main thread wait for it. The threads are joined
+ * at exit (a library's constructors must not run while exit runs
+ * destructors) and block every signal (they go to the main thread). */
 static pthread_t prefetchers[2];
 static int nprefetchers;
 static pthread_mutex_t prefetch_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static void *prefetch_curl(void *unused)
+/* Best effort: the library and its dependencies are mapped and relocated,
+ * so the loader's own dlopen at first use finds them done. A missing
+ * library is only reported then (by load), when a command needs it. */
+static void *prefetch(void *soname)
 {
-    (void)unused;
-    bbit_curl_api();
-    return NULL;
-}
-
-static void *prefetch_archive(void *unused)
-{
-    (void)unused;
-    bbit_archive_api();
+    void *h = dlopen(soname, RTLD_NOW | RTLD_LOCAL);
+    (void)h; /* kept open: the first use opens it again */
     return NULL;
 }
 
@@ -136,9 +134,13 @@ void bbit_lazylibs_prefetch(enum bbit_lazylib lib)
         if (nprefetchers == 0)
             atexit(join_prefetchers);
         /* without a thread the library is simply loaded at first use */
-        if (pthread_create(&prefetchers[nprefetchers], NULL,
-                           lib == BBIT_LAZY_CURL ? prefetch_curl : prefetch_archive, NULL) == 0)
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old); /* inherited by the thread */
+        if (pthread_create(&prefetchers[nprefetchers], NULL, prefetch,
+                           lib == BBIT_LAZY_CURL ? "libcurl.so.4" : "libarchive.so.13") == 0)
             nprefetchers++;
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
     }
     pthread_mutex_unlock(&prefetch_lock);
 }

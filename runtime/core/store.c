@@ -296,6 +296,9 @@ static void fanout_dir(const bbit_store *store, const char *id, char *out)
 
 static int fail_missing(const bbit_store *store, const char *id, char *err, size_t errlen)
 {
+    if (store->skipped)
+        return store_fail(err, errlen, "%s: no object %s (a pack could not be read: %s)",
+                          store->dir, id, store->skipped);
     return store_fail(err, errlen, "%s: no object %s", store->dir, id);
 }
 

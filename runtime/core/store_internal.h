@@ -23,6 +23,7 @@ struct bbit_store {
     struct store_pack *packs; /* loaded at open (and as this store adds packs) */
     size_t npacks;
     struct store_pending *pending; /* NULL unless bbit_store_pack_begin */
+    char *skipped; /* why a pack was not loaded (the first one), or NULL */
 };
 
 /* Where an object's stored bytes (one zstd frame) are: a loose file (owned

@@ -6,8 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -19,7 +21,7 @@
 #define IDX_HEADER 16 /* magic, u32 count, u32 reserved */
 #define IDX_ENTRY 48  /* 32 bytes of id, u64 offset, u64 length */
 #define ID_BIN 32
-#define LOAD_TRIES 5 /* a pack removed by a merge while listed: list again */
+#define LOAD_TRIES 6 /* a pack removed by a merge while listed: list again */
 #define COPY_CHUNK (128 * 1024)
 
 struct pack_entry {
@@ -177,7 +179,10 @@ static int pack_open(const char *idx_path, struct store_pack *p, char *err, size
     char magic[MAGIC_LEN];
     p->fd = open(p->path, O_RDONLY | O_CLOEXEC);
     if (p->fd < 0) {
-        rc = errno == ENOENT ? 1 : store_fail_errno(err, errlen, p->path, NULL);
+        /* vanished with its index (a merge), or an index left without its pack */
+        rc = errno == ENOENT && access(idx_path, F_OK) != 0
+                 ? 1
+                 : store_fail_errno(err, errlen, p->path, NULL);
     } else if (fstat(p->fd, &st) != 0) {
         rc = store_fail_errno(err, errlen, p->path, "stat");
     } else if (pread(p->fd, magic, MAGIC_LEN, 0) != MAGIC_LEN ||
@@ -196,10 +201,14 @@ static bool is_index_name(const char *name)
     return n > 9 && strncmp(name, "pack-", 5) == 0 && strcmp(name + n - 4, ".idx") == 0;
 }
 
-/* Loads every pack of packdir into *out: 0, 1 when one vanished (list
- * again), -1 on an error. */
-static int load_dir(const char *packdir, struct store_pack **out, size_t *nout, char *err,
-                    size_t errlen)
+/* Loads every usable pack of packdir into *out: 0, 1 when one vanished (a
+ * merge removed it: list again), -1 on an error listing the folder. A pack
+ * that cannot be used (a corrupt index, a .pack missing or without its
+ * magic) is skipped, its reason kept in *skipped (the first one): the
+ * other packs and loose objects stay readable, and a lookup that misses
+ * names it. */
+static int load_dir(const char *packdir, struct store_pack **out, size_t *nout, char **skipped,
+                    char *err, size_t errlen)
 {
     *out = NULL;
     *nout = 0;
@@ -209,11 +218,12 @@ static int load_dir(const char *packdir, struct store_pack **out, size_t *nout, 
     struct store_pack *packs = NULL;
     size_t n = 0, cap = 0;
     int rc = 0;
+    bool vanished = false;
     struct dirent *e;
     while (rc == 0 && (e = readdir(d)) != NULL) {
         if (!is_index_name(e->d_name))
             continue;
-        char path[PATH_MAX];
+        char path[PATH_MAX], why[BBIT_STORE_ERR_SIZE];
         if (snprintf(path, sizeof path, "%s/%s", packdir, e->d_name) >= (int)sizeof path)
             continue;
         if (n == cap) {
@@ -225,9 +235,13 @@ static int load_dir(const char *packdir, struct store_pack **out, size_t *nout, 
             }
             packs = grown;
         }
-        rc = pack_open(path, &packs[n], err, errlen);
-        if (rc == 0)
+        int opened = pack_open(path, &packs[n], why, sizeof why);
+        if (opened == 0)
             n++;
+        else if (opened == 1)
+            vanished = true;
+        else if (!*skipped)
+            *skipped = strdup(why + strlen("object store: "));
     }
     closedir(d);
     if (rc != 0) {
@@ -236,21 +250,27 @@ static int load_dir(const char *packdir, struct store_pack **out, size_t *nout, 
     }
     *out = packs;
     *nout = n;
-    return 0;
+    return vanished ? 1 : 0;
 }
 
 static int reload(bbit_store *store, char *err, size_t errlen)
 {
-    struct store_pack *packs;
-    size_t n;
+    struct store_pack *packs = NULL;
+    size_t n = 0;
     int rc = 1;
-    for (int i = 0; i < LOAD_TRIES && rc == 1; i++)
-        rc = load_dir(store->packdir, &packs, &n, err, errlen);
-    if (rc == 1)
-        return store_fail(err, errlen, "%s: packs keep vanishing while listed (a merge?)",
-                          store->packdir);
-    if (rc != 0)
+    free(store->skipped);
+    store->skipped = NULL;
+    for (int i = 0; i < LOAD_TRIES && rc == 1; i++) {
+        if (i > 0) {
+            packs_unload(packs, n);
+            usleep(10000u << i); /* a merge removing its sources: let it finish */
+        }
+        rc = load_dir(store->packdir, &packs, &n, &store->skipped, err, errlen);
+    }
+    if (rc < 0)
         return -1;
+    /* still vanishing after the retries: what was loaded (a merged pack
+     * listed after its sources went) is used */
     packs_unload(store->packs, store->npacks);
     store->packs = packs;
     store->npacks = n;
@@ -282,6 +302,8 @@ void store_packs_free(bbit_store *store)
     packs_unload(store->packs, store->npacks);
     store->packs = NULL;
     store->npacks = 0;
+    free(store->skipped);
+    store->skipped = NULL;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -452,6 +474,8 @@ int store_pending_release(bbit_store *store, const char *id, uint64_t start, boo
     struct store_pending *p = store->pending;
     p->claimed = false;
     off_t end = lseek(p->fd, 0, SEEK_CUR);
+    if (keep && end < (off_t)start)
+        store_fail_errno(err, errlen, p->path, "seek");
     if (keep && end >= (off_t)start) {
         unsigned char bin[ID_BIN];
         id_to_bin(id, bin);
@@ -529,6 +553,22 @@ out:
     return rc;
 }
 
+/* Renames tmp to final unless final exists: 0, or -1 with errno (EEXIST
+ * when final exists). Without RENAME_NOREPLACE (NFS, some FUSE and 9p
+ * filesystems) final is checked first. */
+static int rename_new(const char *tmp, const char *final)
+{
+    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, final, RENAME_NOREPLACE) == 0)
+        return 0;
+    if (errno != EINVAL && errno != ENOSYS)
+        return -1;
+    if (access(final, F_OK) == 0) {
+        errno = EEXIST;
+        return -1;
+    }
+    return rename(tmp, final);
+}
+
 /* Makes p (complete, its entries unsorted) a pack of the store: the .pack
  * renamed into objects/pack/ first, the .idx last. p's temp file is gone
  * afterwards (renamed or removed). name gets the pack's name. */
@@ -542,22 +582,32 @@ static int install_pack(bbit_store *store, struct store_pending *p, bool sync,
         return store_fail_errno(err, errlen, p->path, "chmod");
     if (write_index(store, p, sync, idx_tmp, name, err, errlen) != 0)
         return -1;
-    snprintf(pack_path, sizeof pack_path, "%s/pack-%s.pack", store->packdir, name);
-    snprintf(idx_path, sizeof idx_path, "%s/pack-%s.idx", store->packdir, name);
     int rc = 0;
-    bool exists = false; /* the same objects are packed already */
-    if (store_mkdir(store->packdir, 0755) != 0) {
+    if (store_mkdir(store->packdir, 0755) != 0)
         rc = store_fail_errno(err, errlen, store->packdir, "mkdir");
-    } else if (renameat2(AT_FDCWD, p->path, AT_FDCWD, pack_path, RENAME_NOREPLACE) != 0) {
-        if (errno != EEXIST)
+    for (int attempt = 0; rc == 0; attempt++) {
+        if (attempt > 0) { /* a name of our own: the last 16 hex digits random */
+            uint64_t r = 0;
+            if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
+                r = (uint64_t)getpid() << 32 ^ (uint64_t)time(NULL);
+            snprintf(name + 48, 17, "%016llx", (unsigned long long)r);
+        }
+        snprintf(pack_path, sizeof pack_path, "%s/pack-%s.pack", store->packdir, name);
+        snprintf(idx_path, sizeof idx_path, "%s/pack-%s.idx", store->packdir, name);
+        if (rename_new(p->path, pack_path) != 0) {
+            if (errno == EEXIST && access(idx_path, F_OK) == 0)
+                break; /* the same objects are packed already: ours is dropped */
+            if (errno == EEXIST && attempt == 0)
+                continue; /* another commit between its renames, or an orphan */
             rc = store_fail_errno(err, errlen, pack_path, "cannot store the pack");
-        else if (access(idx_path, F_OK) == 0)
-            exists = true;
-        else if (rename(p->path, pack_path) != 0) /* an interrupted commit's orphan */
-            rc = store_fail_errno(err, errlen, pack_path, "cannot store the pack");
+        } else if (rename_new(idx_tmp, idx_path) != 0) {
+            /* an index left by a merge or a crash: take our pack back */
+            if (errno == EEXIST && attempt == 0 && rename(pack_path, p->path) == 0)
+                continue;
+            rc = store_fail_errno(err, errlen, idx_path, "cannot store the pack index");
+        }
+        break;
     }
-    if (rc == 0 && !exists && rename(idx_tmp, idx_path) != 0)
-        rc = store_fail_errno(err, errlen, idx_path, "cannot store the pack index");
     if (rc == 0 && sync && store_fsync_dir(store->packdir) != 0)
         rc = store_fail_errno(err, errlen, store->packdir, "fsync");
     unlink(idx_tmp);
@@ -616,6 +666,14 @@ static size_t merge_plan(const bbit_store *store, size_t *order)
     return n > BBIT_STORE_PACKS_MAX ? BBIT_STORE_PACKS_MERGED : 0;
 }
 
+/* Does the pack's index match its trailing SHA-256? */
+static bool index_intact(const struct store_pack *src)
+{
+    unsigned char digest[BBIT_SHA256_LEN];
+    return bbit_sha256_buffer(src->idx, src->idx_len - ID_BIN, digest) == 0 &&
+           memcmp(digest, src->idx + src->idx_len - ID_BIN, ID_BIN) == 0;
+}
+
 /* Merges packs as the plan says, under objects/pack/merge.lock (skipped while
  * another process merges). merged gets how many packs became one. */
 static int merge_packs(bbit_store *store, unsigned *merged, char *err, size_t errlen)
@@ -640,10 +698,21 @@ static int merge_packs(bbit_store *store, unsigned *merged, char *err, size_t er
         rc = pending_new(store, &p, err, errlen);
     for (size_t k = 0; rc == 0 && m >= 2 && k < m; k++) {
         const struct store_pack *src = &store->packs[order[k]];
+        /* sources are deleted afterwards: only an intact index is merged */
+        if (!index_intact(src)) {
+            rc = store_fail(err, errlen, "%s: the pack index does not match its checksum: not merged",
+                            src->path);
+            break;
+        }
         for (uint32_t i = 0; rc == 0 && i < src->count; i++) {
             const unsigned char *e = src->idx + IDX_HEADER + (size_t)i * IDX_ENTRY;
-            uint64_t offset, length;
-            if (pending_search(p, e) || !pack_search(src, e, &offset, &length))
+            uint64_t offset = get_le64(e + ID_BIN), length = get_le64(e + ID_BIN + 8);
+            if (offset < MAGIC_LEN || offset > src->size || length > src->size - offset) {
+                rc = store_fail(err, errlen, "%s: an index entry points outside the pack: not merged",
+                                src->path);
+                break;
+            }
+            if (pending_search(p, e))
                 continue;
             if (store_copy_range(src->fd, offset, length, p->fd) != 0)
                 rc = store_fail_errno(err, errlen, p->path, "write");

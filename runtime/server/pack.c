@@ -136,9 +136,11 @@ static void finish_object(struct srv_request *r, struct srv_pack *p)
             pack_fail(p, 400, "hash_mismatch", "object %s on scope %s: %s", p->id, r->params[0], err);
         else if (strstr(err, "exceeds the size limit"))
             pack_fail(p, 413, "too_large", "object %s on scope %s: %s", p->id, r->params[0], err);
-        else
+        else if (strstr(err, "zstd frame"))
             pack_fail(p, 400, "corrupt_object", "object %s on scope %s is not one valid zstd frame: %s",
                       p->id, r->params[0], err);
+        else /* the server's own trouble (disk full, out of memory) */
+            pack_fail(p, 500, "internal", "object %s on scope %s: %s", p->id, r->params[0], err);
         return;
     }
     p->stored++;
@@ -173,9 +175,11 @@ void srv_pack_receive(struct srv_request *r, const char *data, size_t len)
             if (bbit_store_writer_write(p->writer, data, take, err, sizeof err) != 0) {
                 if (strstr(err, "exceeds the size limit"))
                     pack_fail(p, 413, "too_large", "object %s on scope %s: %s", p->id, r->params[0], err);
-                else
+                else if (strstr(err, "zstd frame"))
                     pack_fail(p, 400, "corrupt_object", "object %s on scope %s is not one valid zstd frame: %s",
                               p->id, r->params[0], err);
+                else /* the server's own trouble (disk full, out of memory) */
+                    pack_fail(p, 500, "internal", "object %s on scope %s: %s", p->id, r->params[0], err);
                 return;
             }
         }

@@ -1462,13 +1462,30 @@ static void test_flipped_byte_in_pack(void **state)
     assert_contains(f->err, want);
 }
 
-/* A .idx of the wrong size, or with a wrong count, makes open fail with
- * "corrupt pack index" and the path. */
-static void test_corrupt_index_refused(void **state)
+/* Open succeeds with an unusable pack: "no object" then names the pack. */
+static void assert_skipped(struct fixture *f, const struct obj *o, const char *reason)
+{
+    bbit_store *s = open_store(f->sdir, 0);
+    void *got = (void *)1;
+    size_t len;
+    assert_int_equal(bbit_store_has(s, o->id, f->err, sizeof f->err), 0);
+    assert_int_equal(bbit_store_get(s, o->id, 0, &got, &len, f->err, sizeof f->err), -1);
+    assert_null(got);
+    assert_contains(f->err, "no object");
+    assert_contains(f->err, "a pack could not be read");
+    assert_contains(f->err, reason);
+    bbit_store_close(s);
+}
+
+/* A .idx of the wrong size, or with a wrong count, is skipped (other objects
+ * stay readable); a lookup that misses says "corrupt pack index" and names
+ * the file. */
+static void test_corrupt_index_skipped(void **state)
 {
     struct fixture *f = *state;
-    struct obj objs[MIN_OBJECTS];
+    struct obj objs[MIN_OBJECTS], loose;
     pack_random(f->store, objs, MIN_OBJECTS, 300, 60);
+    put_random(f->store, &loose, 1, 100, 61);
     bbit_store_close(f->store);
     f->store = NULL;
     char names[1][65], pack[PATH_MAX], idx[PATH_MAX], want[PATH_MAX + 100];
@@ -1480,34 +1497,33 @@ static void test_corrupt_index_refused(void **state)
 
     assert_int_equal(chmod(idx, 0644), 0);
     assert_int_equal(truncate(idx, (off_t)size - 1), 0);
-    f->err[0] = '\0';
-    assert_null(bbit_store_open(f->sdir, 0, f->err, sizeof f->err));
-    snprintf(want, sizeof want, "object store: %s: corrupt pack index (size %llu)", idx,
+    snprintf(want, sizeof want, "%s: corrupt pack index (size %llu)", idx,
              (unsigned long long)size - 1);
-    assert_string_equal(f->err, want);
-    assert_contains(f->err, "corrupt pack index");
+    assert_skipped(f, &objs[0], want);
+    f->store = open_store(f->sdir, 0); /* the loose object is still read */
+    assert_object(f->store, &loose);
+    bbit_store_close(f->store);
+    f->store = NULL;
     /* shorter than a header */
     assert_int_equal(truncate(idx, 10), 0);
-    assert_null(bbit_store_open(f->sdir, 0, f->err, sizeof f->err));
-    assert_contains(f->err, "corrupt pack index");
-    assert_contains(f->err, idx);
+    assert_skipped(f, &objs[0], "corrupt pack index");
 
     /* the right size but a count that disagrees with it */
     write_whole(idx, good, good_len);
-    f->store = open_store(f->sdir, 0); /* restored: opens again */
+    f->store = open_store(f->sdir, 0); /* restored: reads again */
     assert_object(f->store, &objs[0]);
     bbit_store_close(f->store);
     f->store = NULL;
     good[8] ^= 1;
     write_whole(idx, good, good_len);
-    assert_null(bbit_store_open(f->sdir, 0, f->err, sizeof f->err));
-    snprintf(want, sizeof want, "object store: %s: corrupt pack index (bad header)", idx);
-    assert_string_equal(f->err, want);
+    snprintf(want, sizeof want, "%s: corrupt pack index (bad header)", idx);
+    assert_skipped(f, &objs[0], want);
     free(good);
 }
 
-/* A .pack without the magic makes open fail with "not a bbit pack". */
-static void test_bad_pack_magic_refused(void **state)
+/* A .pack without the magic, or missing beside its index, is skipped and
+ * named by a lookup that misses. */
+static void test_bad_pack_skipped(void **state)
 {
     struct fixture *f = *state;
     struct obj objs[MIN_OBJECTS];
@@ -1516,18 +1532,43 @@ static void test_bad_pack_magic_refused(void **state)
     assert_int_equal(list_packs(f->packdir, names, 1), 1);
     pack_paths(f->packdir, names[0], pack, idx);
     flip_byte(pack, 3);
-    f->err[0] = '\0';
-    assert_null(bbit_store_open(f->sdir, 0, f->err, sizeof f->err));
-    snprintf(want, sizeof want, "object store: %s: not a bbit pack (bad magic)", pack);
-    assert_string_equal(f->err, want);
+    snprintf(want, sizeof want, "%s: not a bbit pack (bad magic)", pack);
+    assert_skipped(f, &objs[0], want);
     /* an empty .pack too */
     assert_int_equal(truncate(pack, 0), 0);
-    assert_null(bbit_store_open(f->sdir, 0, f->err, sizeof f->err));
-    assert_string_equal(f->err, want);
+    assert_skipped(f, &objs[0], want);
+    /* no .pack at all beside the index */
+    assert_int_equal(unlink(pack), 0);
+    snprintf(want, sizeof want, "%s: No such file or directory", pack);
+    assert_skipped(f, &objs[0], want);
 }
 
 /* ------------------------------------------------------------------------ */
 /* Merging */
+
+/* A merge reads only intact indexes: a source whose .idx does not match its
+ * checksum stops the merge, and every source stays (nothing is lost). */
+static void test_merge_refuses_damaged_index(void **state)
+{
+    struct fixture *f = *state;
+    enum { PACKS = BBIT_STORE_PACKS_MAX + 1 };
+    struct obj objs[PACKS][MIN_OBJECTS];
+    char names[PACKS][65], pack[PATH_MAX], idx[PATH_MAX];
+    pack_random(f->store, objs[0], MIN_OBJECTS, 100, 9000); /* the smallest pack */
+    assert_int_equal(list_packs(f->packdir, names, 1), 1);
+    pack_paths(f->packdir, names[0], pack, idx);
+    flip_byte(idx, file_size(idx) - 1); /* the checksum only: the index still loads */
+    for (int k = 1; k < PACKS; k++) {
+        struct bbit_store_pack_result r =
+            pack_random(f->store, objs[k], MIN_OBJECTS, 300, 9000 + 100 * (uint64_t)k);
+        assert_true(r.packed);
+        assert_int_equal(r.merged, 0); /* the 17th: the merge stopped at the damaged index */
+    }
+    assert_int_equal(list_packs(f->packdir, NULL, 0), PACKS);
+    assert_int_equal(count_entries(f->tmp), 0);
+    for (int k = 0; k < PACKS; k++)
+        assert_fresh_reads(f->sdir, objs[k], MIN_OBJECTS);
+}
 
 /* Lengths for pack k (0 <= k < 19), all distinct and in no order of k: 64
  * random objects of spread_len(k) bytes make packs of distinct sizes. */
@@ -1948,8 +1989,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_second_writer_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_raw_access_to_packed_object, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flipped_byte_in_pack, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_corrupt_index_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_pack_magic_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt_index_skipped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_pack_skipped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_merge_refuses_damaged_index, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_merge_up_to_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_merge_smallest_past_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_merge_dedups_overlapping_packs, setup, teardown),
