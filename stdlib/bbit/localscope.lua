@@ -19,7 +19,17 @@ local store = require("bbit.store")
 local M = {}
 
 local Scope = {}
-Scope.__index = Scope
+-- scope.store is opened on first use: a command that takes the workspace
+-- lock sees the packs committed before it got the lock (a store knows the
+-- packs there were when it was opened)
+Scope.__index = function(s, key)
+  if key == "store" then
+    local st = store.open(s.dir, { create = true })
+    rawset(s, "store", st)
+    return st
+  end
+  return Scope[key]
+end
 
 --- The local scope directory of the workspace at `root`.
 ---@param root string
@@ -43,9 +53,7 @@ function M.open(root, opts)
     end
     fs.mkdir(dir)
   end
-  local s = setmetatable({ root = root, dir = dir }, Scope)
-  s.store = store.open(dir, { create = true })
-  return s
+  return setmetatable({ root = root, dir = dir }, Scope)
 end
 
 --- Takes the workspace lock (`<scope>/lock`) for the duration of a command
