@@ -53,7 +53,11 @@ function M.open(root, opts)
     end
     fs.mkdir(dir)
   end
-  return setmetatable({ root = root, dir = dir }, Scope)
+  local s = setmetatable({ root = root, dir = dir }, Scope)
+  if opts and opts.create then
+    local _ = s.store -- `bbit init` lays out objects/ at once
+  end
+  return s
 end
 
 --- Takes the workspace lock (`<scope>/lock`) for the duration of a command
