@@ -45,7 +45,6 @@ static void load_curl(void)
     static const struct slot slots[] = {BBIT_CURL_FUNCTIONS(BBIT_LAZY_SLOT)};
 #undef api
     load("libcurl.so.4", "libcurl4", slots, sizeof slots / sizeof *slots);
-    curl.curl_global_init(CURL_GLOBAL_DEFAULT); /* once per process; later calls only count */
 }
 const struct bbit_curl_api *bbit_curl_api(void)
 {

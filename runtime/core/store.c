@@ -163,21 +163,29 @@ int store_fsync_dir(const char *path)
     return rc;
 }
 
-/* Renames tmp to final unless final exists (then tmp is dropped): objects are
- * never rewritten. */
-int store_rename_no_replace(const char *tmp, const char *final)
+/* Renames tmp to final unless final exists: 0, or -1 with errno (EEXIST
+ * when final exists). Without RENAME_NOREPLACE (NFS, some FUSE and 9p
+ * filesystems) final is checked first: a racing writer may then replace it. */
+int store_rename_new(const char *tmp, const char *final)
 {
     if (renameat2(AT_FDCWD, tmp, AT_FDCWD, final, RENAME_NOREPLACE) == 0)
         return 0;
-    if (errno == EEXIST)
-        return unlink(tmp);
     if (errno != EINVAL && errno != ENOSYS)
         return -1;
-    /* a filesystem without RENAME_NOREPLACE: a racing writer may replace an
-     * object with identical bytes, which is harmless */
-    if (access(final, F_OK) == 0)
-        return unlink(tmp);
+    if (access(final, F_OK) == 0) {
+        errno = EEXIST;
+        return -1;
+    }
     return rename(tmp, final);
+}
+
+/* Renames tmp to final unless final exists (then tmp is dropped): objects are
+ * never rewritten (a replaced one would have identical bytes). */
+int store_rename_no_replace(const char *tmp, const char *final)
+{
+    if (store_rename_new(tmp, final) == 0)
+        return 0;
+    return errno == EEXIST ? unlink(tmp) : -1;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -677,6 +685,25 @@ static int writer_feed_fd(bbit_store_writer *w, int fd, const char *path, uint64
     return rc;
 }
 
+/* Feeds file fd (of subject path, size bytes) to w and commits it: id_out
+ * and size_out (may be NULL) get the object's id and size. w is freed. */
+static int store_fd(bbit_store_writer *w, int fd, const char *path, uint64_t size,
+                    char id_out[BBIT_STORE_ID_LEN + 1], uint64_t *size_out, char *err,
+                    size_t errlen)
+{
+    char inner[BBIT_STORE_ERR_SIZE];
+    if (writer_feed_fd(w, fd, path, size, err, errlen) != 0) {
+        bbit_store_writer_abort(w);
+        return -1;
+    }
+    uint64_t raw_size = bbit_store_writer_size(w);
+    if (bbit_store_writer_commit(w, id_out, inner, sizeof inner) != 0)
+        return fail_with_subject(err, errlen, path, inner);
+    if (size_out)
+        *size_out = raw_size;
+    return 0;
+}
+
 /* Opens path for reading; it must be a regular file. */
 static int open_regular(const char *path, struct stat *st, char *err, size_t errlen)
 {
@@ -723,7 +750,7 @@ static int put_file_hashed_first(bbit_store *store, const char *path,
                                  char id_out[BBIT_STORE_ID_LEN + 1], uint64_t *size_out,
                                  char *err, size_t errlen)
 {
-    char id[BBIT_STORE_ID_LEN + 1], inner[BBIT_STORE_ERR_SIZE];
+    char id[BBIT_STORE_ID_LEN + 1];
     struct stat st;
     int fd = open_regular(path, &st, err, errlen);
     if (fd < 0)
@@ -735,22 +762,14 @@ static int put_file_hashed_first(bbit_store *store, const char *path,
         if (size_out)
             *size_out = (uint64_t)st.st_size;
     } else if (has == 0) {
-        rc = -1;
+        uint64_t size = (uint64_t)st.st_size;
         bbit_store_writer *w = NULL;
         if (lseek(fd, 0, SEEK_SET) != 0)
-            store_fail_errno(err, errlen, path, "seek");
-        else if ((w = writer_begin(store, BBIT_STORE_RAW, id, 0, (uint64_t)st.st_size,
-                                   (uint64_t)st.st_size, err, errlen)) != NULL &&
-                 writer_feed_fd(w, fd, path, (uint64_t)st.st_size, err, errlen) == 0) {
-            uint64_t raw_size = bbit_store_writer_size(w);
-            rc = bbit_store_writer_commit(w, id_out, inner, sizeof inner);
-            w = NULL;
-            if (rc != 0)
-                fail_with_subject(err, errlen, path, inner);
-            else if (size_out)
-                *size_out = raw_size;
-        }
-        bbit_store_writer_abort(w);
+            rc = store_fail_errno(err, errlen, path, "seek");
+        else if (!(w = writer_begin(store, BBIT_STORE_RAW, id, 0, size, size, err, errlen)))
+            rc = -1;
+        else
+            rc = store_fd(w, fd, path, size, id_out, size_out, err, errlen);
     } else {
         rc = -1;
     }
@@ -763,25 +782,14 @@ static int put_from_file(bbit_store *store, const char *path, enum bbit_store_in
                          char id_out[BBIT_STORE_ID_LEN + 1], uint64_t *size_out, char *err,
                          size_t errlen)
 {
-    char inner[BBIT_STORE_ERR_SIZE];
     struct stat st;
     int fd = open_regular(path, &st, err, errlen);
     if (fd < 0)
         return -1;
     uint64_t size = (uint64_t)st.st_size;
-    int rc = -1;
     bbit_store_writer *w =
         bbit_store_writer_begin_sized(store, input, expected_id, max_size, size, err, errlen);
-    if (w && writer_feed_fd(w, fd, path, size, err, errlen) == 0) {
-        uint64_t raw_size = bbit_store_writer_size(w);
-        rc = bbit_store_writer_commit(w, id_out, inner, sizeof inner);
-        w = NULL;
-        if (rc != 0)
-            fail_with_subject(err, errlen, path, inner);
-        else if (size_out)
-            *size_out = raw_size;
-    }
-    bbit_store_writer_abort(w);
+    int rc = w ? store_fd(w, fd, path, size, id_out, size_out, err, errlen) : -1;
     close(fd);
     return rc;
 }

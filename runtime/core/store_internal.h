@@ -43,7 +43,8 @@ int store_sha256_hex(bbit_sha256 *h, char hex[BBIT_STORE_ID_LEN + 1]);
 int store_write_all(int fd, const void *data, size_t len);
 int store_mkdir(const char *path, mode_t mode);
 int store_fsync_dir(const char *path);
-int store_rename_no_replace(const char *tmp, const char *final);
+int store_rename_new(const char *tmp, const char *final); /* -1 with EEXIST when final exists */
+int store_rename_no_replace(const char *tmp, const char *final);  /* drops tmp when final exists */
 /* Copies len bytes at offset of file in to out's current position (errno set
  * on failure). store_pack.c. */
 int store_copy_range(int in, uint64_t offset, uint64_t len, int out);

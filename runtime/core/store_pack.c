@@ -553,22 +553,6 @@ out:
     return rc;
 }
 
-/* Renames tmp to final unless final exists: 0, or -1 with errno (EEXIST
- * when final exists). Without RENAME_NOREPLACE (NFS, some FUSE and 9p
- * filesystems) final is checked first. */
-static int rename_new(const char *tmp, const char *final)
-{
-    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, final, RENAME_NOREPLACE) == 0)
-        return 0;
-    if (errno != EINVAL && errno != ENOSYS)
-        return -1;
-    if (access(final, F_OK) == 0) {
-        errno = EEXIST;
-        return -1;
-    }
-    return rename(tmp, final);
-}
-
 /* Makes p (complete, its entries unsorted) a pack of the store: the .pack
  * renamed into objects/pack/ first, the .idx last. p's temp file is gone
  * afterwards (renamed or removed). name gets the pack's name. */
@@ -594,13 +578,13 @@ static int install_pack(bbit_store *store, struct store_pending *p, bool sync,
         }
         snprintf(pack_path, sizeof pack_path, "%s/pack-%s.pack", store->packdir, name);
         snprintf(idx_path, sizeof idx_path, "%s/pack-%s.idx", store->packdir, name);
-        if (rename_new(p->path, pack_path) != 0) {
+        if (store_rename_new(p->path, pack_path) != 0) {
             if (errno == EEXIST && access(idx_path, F_OK) == 0)
                 break; /* the same objects are packed already: ours is dropped */
             if (errno == EEXIST && attempt == 0)
                 continue; /* another commit between its renames, or an orphan */
             rc = store_fail_errno(err, errlen, pack_path, "cannot store the pack");
-        } else if (rename_new(idx_tmp, idx_path) != 0) {
+        } else if (store_rename_new(idx_tmp, idx_path) != 0) {
             /* an index left by a merge or a crash: take our pack back */
             if (errno == EEXIST && attempt == 0 && rename(pack_path, p->path) == 0)
                 continue;

@@ -23,6 +23,7 @@
 #include <zstd.h>
 
 #include "bbit/store.h"
+#include "store_test_util.h"
 
 #define IDX_SIZE(count) (16 + 48 * (uint64_t)(count) + 32)
 #define MIN_OBJECTS BBIT_STORE_PACK_MIN_OBJECTS
@@ -127,29 +128,6 @@ static int teardown(void **state)
     return 0;
 }
 
-static void sha256_hex(const void *data, size_t len, char out[65])
-{
-    unsigned char md[32];
-    unsigned int n = 0;
-    assert_int_equal(EVP_Digest(data, len, md, &n, EVP_sha256(), NULL), 1);
-    for (unsigned int i = 0; i < n; i++)
-        sprintf(out + 2 * i, "%02x", md[i]);
-}
-
-/* Deterministic pseudo-random bytes (xorshift). */
-static unsigned char *random_bytes(size_t len, uint64_t seed)
-{
-    unsigned char *p = malloc(len ? len : 1);
-    uint64_t x = seed * 2654435761u + 88172645463325252ull;
-    for (size_t i = 0; i < len; i++) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        p[i] = (unsigned char)x;
-    }
-    return p;
-}
-
 /* Compressible text-like bytes, distinct per seed. */
 static unsigned char *text_bytes(size_t len, uint64_t seed)
 {
@@ -175,14 +153,6 @@ static unsigned char *read_whole(const char *path, size_t *len)
     return p;
 }
 
-static void write_whole(const char *path, const void *data, size_t len)
-{
-    FILE *fp = fopen(path, "wb");
-    assert_non_null(fp);
-    assert_int_equal(fwrite(data, 1, len, fp), len);
-    assert_int_equal(fclose(fp), 0);
-}
-
 /* Entries of dir (0 when it does not exist). */
 static int count_entries(const char *dir)
 {
@@ -200,24 +170,12 @@ static int count_entries(const char *dir)
     return n;
 }
 
-static bool exists(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0;
-}
-
 static uint64_t file_size(const char *path)
 {
     struct stat st;
     if (stat(path, &st) != 0)
         fail_msg("stat %s: %s", path, strerror(errno));
     return (uint64_t)st.st_size;
-}
-
-static void assert_contains(const char *s, const char *part)
-{
-    if (strstr(s, part) == NULL)
-        fail_msg("expected \"%s\" to contain \"%s\"", s, part);
 }
 
 /* Loose object files under objects/<2 hex>/ (pack/ and tmp/ are not counted). */
