@@ -114,5 +114,11 @@ int main(int argc, char **argv)
     fflush(stdout);
     bbit_lua_alloc_exiting();
     lua_close(L);
+#ifndef BBIT_SANITIZED
+    /* Nothing is left to run at exit but libraries' own cleanups (OpenSSL,
+     * libcurl, the dynamic linker's): skipping them saves about 1 ms here. */
+    fflush(NULL);
+    _exit(code);
+#endif
     return code;
 }

@@ -31,7 +31,7 @@ void bbit_lazylibs_prefetch(enum bbit_lazylib lib);
     X(curl_multi_add_handle) X(curl_multi_cleanup) X(curl_multi_info_read) X(curl_multi_init)     \
     X(curl_multi_perform) X(curl_multi_poll) X(curl_multi_remove_handle) X(curl_multi_strerror)   \
     X(curl_slist_append) X(curl_slist_free_all) X(curl_url) X(curl_url_cleanup) X(curl_url_get)   \
-    X(curl_url_set) X(curl_version)
+    X(curl_url_set)
 
 #define BBIT_MHD_FUNCTIONS(X)                                                                     \
     X(MHD_add_response_header) X(MHD_create_response_from_buffer)                                 \
@@ -45,7 +45,7 @@ void bbit_lazylibs_prefetch(enum bbit_lazylib lib);
     X(sqlite3_changes) X(sqlite3_close) X(sqlite3_column_int) X(sqlite3_column_int64)             \
     X(sqlite3_column_text) X(sqlite3_column_type) X(sqlite3_errmsg) X(sqlite3_exec)               \
     X(sqlite3_finalize) X(sqlite3_free) X(sqlite3_get_autocommit) X(sqlite3_last_insert_rowid)    \
-    X(sqlite3_open_v2) X(sqlite3_prepare_v2) X(sqlite3_reset) X(sqlite3_step)
+    X(sqlite3_next_stmt) X(sqlite3_open_v2) X(sqlite3_prepare_v2) X(sqlite3_reset) X(sqlite3_step)
 
 #define BBIT_ARCHIVE_FUNCTIONS(X) \
     X(archive_entry_filetype) X(archive_entry_free) X(archive_entry_hardlink) \
@@ -103,7 +103,6 @@ const struct bbit_archive_api *bbit_archive_api(void);
 #define curl_url_cleanup (bbit_curl_api()->curl_url_cleanup)
 #define curl_url_get (bbit_curl_api()->curl_url_get)
 #define curl_url_set (bbit_curl_api()->curl_url_set)
-#define curl_version (bbit_curl_api()->curl_version)
 #define MHD_add_response_header (bbit_mhd_api()->MHD_add_response_header)
 #define MHD_create_response_from_buffer (bbit_mhd_api()->MHD_create_response_from_buffer)
 #define MHD_create_response_from_fd_at_offset64 (bbit_mhd_api()->MHD_create_response_from_fd_at_offset64)
@@ -130,6 +129,7 @@ const struct bbit_archive_api *bbit_archive_api(void);
 #define sqlite3_free (bbit_sqlite_api()->sqlite3_free)
 #define sqlite3_get_autocommit (bbit_sqlite_api()->sqlite3_get_autocommit)
 #define sqlite3_last_insert_rowid (bbit_sqlite_api()->sqlite3_last_insert_rowid)
+#define sqlite3_next_stmt (bbit_sqlite_api()->sqlite3_next_stmt)
 #define sqlite3_open_v2 (bbit_sqlite_api()->sqlite3_open_v2)
 #define sqlite3_prepare_v2 (bbit_sqlite_api()->sqlite3_prepare_v2)
 #define sqlite3_reset (bbit_sqlite_api()->sqlite3_reset)

@@ -1,4 +1,4 @@
-/* SHA-256 without Lua (OpenSSL EVP underneath): of a buffer, of a file read in
+/* SHA-256 without Lua (OpenSSL underneath): of a buffer, of a file read in
  * bounded memory, and incrementally. The object store names objects with it.
  *
  * Functions returning int give 0 on success and -1 on failure with errno set

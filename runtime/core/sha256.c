@@ -1,17 +1,23 @@
-/* SHA-256 over OpenSSL EVP; see include/bbit/sha256.h. */
+/* SHA-256 over OpenSSL; see include/bbit/sha256.h.
+ *
+ * The low-level SHA256_* functions, not EVP: both run the same assembly, but
+ * the first EVP digest initialises OpenSSL 3's library context (reads
+ * openssl.cnf, loads the default provider), 2.3 ms of every short command
+ * here. They are deprecated in 3.0, not removed. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
+#define OPENSSL_SUPPRESS_DEPRECATED
+#include <openssl/sha.h>
 
 #include "bbit/sha256.h"
 
 enum { FILE_CHUNK = 128 * 1024 };
 
 struct bbit_sha256 {
-    EVP_MD_CTX *ctx;
+    SHA256_CTX ctx;
     int finished;
 };
 
@@ -22,8 +28,7 @@ bbit_sha256 *bbit_sha256_new(void)
         errno = ENOMEM;
         return NULL;
     }
-    h->ctx = EVP_MD_CTX_new();
-    if (!h->ctx || EVP_DigestInit_ex(h->ctx, EVP_sha256(), NULL) != 1) {
+    if (SHA256_Init(&h->ctx) != 1) {
         bbit_sha256_free(h);
         errno = ENOMEM;
         return NULL;
@@ -39,7 +44,7 @@ int bbit_sha256_update(bbit_sha256 *h, const void *data, size_t len)
     }
     if (len == 0)
         return 0;
-    if (EVP_DigestUpdate(h->ctx, data, len) != 1) {
+    if (SHA256_Update(&h->ctx, data, len) != 1) {
         errno = EIO;
         return -1;
     }
@@ -107,9 +112,8 @@ int bbit_sha256_final(bbit_sha256 *h, unsigned char out[BBIT_SHA256_LEN])
         errno = EINVAL;
         return -1;
     }
-    unsigned int len = 0;
     h->finished = 1;
-    if (EVP_DigestFinal_ex(h->ctx, out, &len) != 1 || len != BBIT_SHA256_LEN) {
+    if (SHA256_Final(out, &h->ctx) != 1) {
         errno = EIO;
         return -1;
     }
@@ -125,7 +129,6 @@ void bbit_sha256_free(bbit_sha256 *h)
 {
     if (!h)
         return;
-    EVP_MD_CTX_free(h->ctx);
     free(h);
 }
 

@@ -116,9 +116,10 @@ static char *dir_of(const char *path)
     return strndup(path, (size_t)(slash - path));
 }
 
-static int fsync_dir(const char *dir)
+/* fsync of a file or a directory (its entries); -1 with errno on failure. */
+static int fsync_path(const char *path)
 {
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -1;
     int r = fsync(fd);
@@ -126,6 +127,16 @@ static int fsync_dir(const char *dir)
     close(fd);
     errno = e;
     return (r != 0 && errno == EINVAL) ? 0 : r; /* some filesystems cannot */
+}
+
+// true = core.fs.sync(path): fsync of a file, or of a directory (its renames and new entries)
+static int fs_sync(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    if (fsync_path(path) != 0)
+        return fail_path(L, "sync", path, errno);
+    lua_pushboolean(L, 1);
+    return 1;
 }
 
 /* ---- cwd, chdir, stat ---------------------------------------------------- */
@@ -309,8 +320,10 @@ static void atomic_abort(struct atomic_file *a)
     errno = e;
 }
 
-/* chmod, fsync, close, rename over path, fsync the directory. On failure the
- * temp file is gone and errno says why. */
+enum { SYNC_NONE, SYNC_FILE_AND_DIR, SYNC_FILE };
+
+/* chmod, fsync, close, rename over path, fsync the directory (per sync). On
+ * failure the temp file is gone and errno says why. */
 static int atomic_commit(struct atomic_file *a, const char *path, mode_t mode, int sync)
 {
     if (fchmod(a->fd, mode) != 0 || (sync && fsync(a->fd) != 0)) {
@@ -325,9 +338,9 @@ static int atomic_commit(struct atomic_file *a, const char *path, mode_t mode, i
     }
     free(a->tmp);
     a->tmp = NULL;
-    if (sync) {
+    if (sync == SYNC_FILE_AND_DIR) {
         char *dir = dir_of(path);
-        int r = dir ? fsync_dir(dir) : -1;
+        int r = dir ? fsync_path(dir) : -1;
         free(dir);
         return r;
     }
@@ -346,14 +359,20 @@ static mode_t target_mode(const char *path, lua_Integer mode)
     return 0644;
 }
 
-// true = core.fs.write(path, data, mode?, fsync?): atomic (temp file + rename); mode default: keep or 0644
+// true = core.fs.write(path, data, mode?, fsync?): atomic (temp file + rename); mode default:
+// keep or 0644; fsync: true (default: the file and its directory), "file" (the file only), false
 static int fs_write(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
     size_t len;
     const char *data = luaL_checklstring(L, 2, &len);
     lua_Integer mode = lua_isnoneornil(L, 3) ? -1 : (lua_Integer)check_mode(L, 3, 0);
-    int sync = lua_isnoneornil(L, 4) ? 1 : lua_toboolean(L, 4);
+    int sync = SYNC_FILE_AND_DIR;
+    if (lua_type(L, 4) == LUA_TSTRING) {
+        luaL_argcheck(L, strcmp(lua_tostring(L, 4), "file") == 0, 4, "expected a boolean or \"file\"");
+        sync = SYNC_FILE;
+    } else if (!lua_isnoneornil(L, 4) && !lua_toboolean(L, 4))
+        sync = SYNC_NONE;
     mode_t m = target_mode(path, mode);
     struct atomic_file a;
     if (atomic_begin(&a, path) != 0)
@@ -811,60 +830,82 @@ struct digest_job {
     pthread_cond_t done;
     pthread_t tids[DIGEST_MAX_THREADS];
     int nthreads;
+    struct walk_state helper; /* the caller's buffers when it digests (in get) */
 };
 
-/* Digests roots until none is left, reusing one walk_state's buffers. A
- * root that is not a plain directory (missing, a symlink, a file) or whose
- * walk fails is left as DIGEST_FALLBACK: the caller looks at it one by one,
- * with the exact error. Touches no Lua state. */
+static void digest_state_init(const struct digest_job *j, struct walk_state *w)
+{
+    memset(w, 0, sizeof *w);
+    w->ignore = j->ignore;
+    w->n_ignore = j->n_ignore;
+    w->max_depth = j->max_depth;
+    w->want_stat = 1;
+}
+
+static void digest_state_free(struct walk_state *w)
+{
+    free(w->entries);
+    free(w->names);
+    free(w->rel);
+    free(w->err_path);
+    memset(w, 0, sizeof *w);
+}
+
+/* Claims the next root and digests it with w's buffers; false when every
+ * root is claimed. A root that is not a plain directory (missing, a symlink,
+ * a file) or whose walk fails is left as DIGEST_FALLBACK: the caller looks at
+ * it one by one, with the exact error. Touches no Lua state. */
+static bool digest_next(struct digest_job *j, struct walk_state *w)
+{
+    size_t i = atomic_fetch_add(&j->next, 1);
+    if (i >= j->n)
+        return false;
+    unsigned char result = DIGEST_FALLBACK;
+    w->n = 0;
+    w->names_len = 0;
+    w->err = 0;
+    free(w->err_path);
+    w->err_path = NULL;
+    if (grow((void **)&w->rel, &w->rel_cap, 1, 1) == 0) {
+        w->rel[0] = '\0';
+        int fd = open(j->roots[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        int unstable = 0;
+        if (fd >= 0 && walk_dir(w, fd, 0, 1) == 0 &&
+            walk_digest(w, j->recent_ns, j->hex[i], &unstable) == 0)
+            result = unstable ? DIGEST_UNSTABLE : DIGEST_STABLE;
+    }
+    atomic_store(&j->state[i], result);
+    if (atomic_load(&j->waiting) > 0) {
+        pthread_mutex_lock(&j->mu);
+        pthread_cond_broadcast(&j->done);
+        pthread_mutex_unlock(&j->mu);
+    }
+    return true;
+}
+
 static void *digest_worker(void *arg)
 {
     struct digest_job *j = arg;
     struct walk_state w;
-    memset(&w, 0, sizeof w);
-    w.ignore = j->ignore;
-    w.n_ignore = j->n_ignore;
-    w.max_depth = j->max_depth;
-    w.want_stat = 1;
-    for (;;) {
-        size_t i = atomic_fetch_add(&j->next, 1);
-        if (i >= j->n)
-            break;
-        unsigned char result = DIGEST_FALLBACK;
-        w.n = 0;
-        w.names_len = 0;
-        w.err = 0;
-        free(w.err_path);
-        w.err_path = NULL;
-        if (grow((void **)&w.rel, &w.rel_cap, 1, 1) == 0) {
-            w.rel[0] = '\0';
-            int fd = open(j->roots[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-            int unstable = 0;
-            if (fd >= 0 && walk_dir(&w, fd, 0, 1) == 0 &&
-                walk_digest(&w, j->recent_ns, j->hex[i], &unstable) == 0)
-                result = unstable ? DIGEST_UNSTABLE : DIGEST_STABLE;
-        }
-        atomic_store(&j->state[i], result);
-        if (atomic_load(&j->waiting) > 0) {
-            pthread_mutex_lock(&j->mu);
-            pthread_cond_broadcast(&j->done);
-            pthread_mutex_unlock(&j->mu);
-        }
-    }
-    free(w.entries);
-    free(w.names);
-    free(w.rel);
-    free(w.err_path);
+    digest_state_init(j, &w);
+    while (digest_next(j, &w))
+        ;
+    digest_state_free(&w);
     return NULL;
 }
 
-static int digest_threads(size_t n)
+/* Worker threads: one per core but the caller's (it digests too, see
+ * digest_job_get), at most `max` (when >= 0), DIGEST_MAX_THREADS and one per
+ * 32 roots. */
+static int digest_threads(size_t n, lua_Integer max)
 {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    size_t t = cores > 0 ? (size_t)cores : 1;
+    size_t t = cores > 1 ? (size_t)cores - 1 : 0;
+    if (max >= 0 && (size_t)max < t)
+        t = (size_t)max;
     if (t > DIGEST_MAX_THREADS)
         t = DIGEST_MAX_THREADS;
-    if (t > n / 32 + 1) /* a thread per 32 roots at least */
+    if (t > n / 32 + 1)
         t = n / 32 + 1;
     return (int)t;
 }
@@ -880,6 +921,7 @@ static int digest_job_close(lua_State *L)
         pthread_join(j->tids[t], NULL);
     pthread_mutex_destroy(&j->mu);
     pthread_cond_destroy(&j->done);
+    digest_state_free(&j->helper);
     free(j->block);
     j->block = NULL;
     return 0;
@@ -894,7 +936,8 @@ static const char *copy_in(char **at, const char *s, size_t len)
     return out;
 }
 
-// job = core.fs.walk_digests(roots, opts, recent_ns): starts worker threads digesting each
+// job = core.fs.walk_digests(roots, opts, recent_ns): starts worker threads (opts.threads at most)
+// digesting each
 // root as walk_digest would; job:get(i) -> digest | false, unstable (waits for root i; false
 // when it is not a plain directory or its walk failed: call walk_digest on it for the error)
 static int fs_walk_digests(lua_State *L)
@@ -953,12 +996,18 @@ static int fs_walk_digests(lua_State *L)
     pthread_cond_init(&j->done, NULL);
     j->block = block;
     luaL_setmetatable(L, DIGEST_JOB_TYPE); /* from here on, the GC joins and frees */
-    int want = digest_threads(n);
-    for (int t = 0; t < want; t++)
+    digest_state_init(j, &j->helper);
+    lua_Integer max = -1;
+    if (lua_type(L, 2) == LUA_TTABLE && lua_getfield(L, 2, "threads") != LUA_TNIL) {
+        if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 0)
+            return luaL_error(L, "walk_digests: opts.threads must be an integer >= 0");
+        max = lua_tointeger(L, -1);
+    }
+    lua_pop(L, lua_type(L, 2) == LUA_TTABLE ? 1 : 0);
+    int want = digest_threads(n, max);
+    for (int t = 0; t < want; t++) /* without threads, get digests every root itself */
         if (pthread_create(&j->tids[j->nthreads], NULL, digest_worker, j) == 0)
             j->nthreads++;
-    if (j->nthreads == 0) /* no thread: digest everything here and now */
-        digest_worker(j);
     return 1;
 }
 
@@ -969,6 +1018,10 @@ static int digest_job_get(lua_State *L)
     lua_Integer i = luaL_checkinteger(L, 2);
     luaL_argcheck(L, i >= 1 && (size_t)i <= j->n, 2, "no such root");
     atomic_uchar *state = &j->state[i - 1];
+    /* rather than sleep while root i is walked, digest roots not yet claimed
+     * (a wait costs two futex calls, microseconds each in a VM) */
+    while (atomic_load(state) == DIGEST_PENDING && digest_next(j, &j->helper))
+        ;
     if (atomic_load(state) == DIGEST_PENDING) {
         pthread_mutex_lock(&j->mu);
         atomic_fetch_add(&j->waiting, 1);
@@ -1384,6 +1437,7 @@ int luaopen_bbit_core_fs(lua_State *L)
         {"lstat", fs_lstat},
         {"read", fs_read},
         {"write", fs_write},
+        {"sync", fs_sync},
         {"copy", fs_copy},
         {"walk", fs_walk},
         {"walk_digest", fs_walk_digest},

@@ -991,8 +991,6 @@ int luaopen_bbit_core_http(lua_State *L)
     lua_pushliteral(L, "http");
     lua_setfield(L, -2, "kind");
     lua_pop(L, 2);
-    luaL_newlib(L, fns);
-    lua_pushstring(L, curl_version());
-    lua_setfield(L, -2, "curl_version");
+    luaL_newlib(L, fns); /* touches no libcurl function: a prefetch stays in the background */
     return 1;
 }

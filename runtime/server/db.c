@@ -1,8 +1,11 @@
 /* The SQLite side of a server root: schema, connections, small queries.
  * One connection per request (or admin command): SQLite connections are not
- * shared between threads. */
+ * shared between threads. A server thread keeps its last request's one for
+ * the next (srv_db_acquire/release). */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -187,6 +190,62 @@ int srv_db_ensure_web_schema(sqlite3 *db, char *err, size_t errlen)
 void srv_db_close(sqlite3 *db)
 {
     sqlite3_close(db); // every statement is finalized by its user
+}
+
+/* The connection a thread keeps between requests: opening one reads the
+ * schema and checks the format, about a millisecond of every request. */
+struct kept_db {
+    sqlite3 *db;
+    char root[];
+};
+static pthread_key_t kept_key;
+static pthread_once_t kept_once = PTHREAD_ONCE_INIT;
+
+static void kept_free(void *p)
+{
+    struct kept_db *k = p;
+    sqlite3_close(k->db);
+    free(k);
+}
+
+static void kept_init(void)
+{
+    pthread_key_create(&kept_key, kept_free); /* closed when the thread ends */
+}
+
+sqlite3 *srv_db_acquire(const char *root, char *err, size_t errlen)
+{
+    pthread_once(&kept_once, kept_init);
+    struct kept_db *k = pthread_getspecific(kept_key);
+    if (k) {
+        pthread_setspecific(kept_key, NULL);
+        if (strcmp(k->root, root) == 0) {
+            sqlite3 *db = k->db;
+            free(k);
+            return db;
+        }
+        kept_free(k);
+    }
+    return srv_db_open(root, err, errlen);
+}
+
+void srv_db_release(const char *root, sqlite3 *db)
+{
+    if (!db)
+        return;
+    pthread_once(&kept_once, kept_init);
+    if (!sqlite3_get_autocommit(db)) /* a transaction an error path left open */
+        sqlite3_exec(db, "ROLLBACK;", NULL, NULL, NULL);
+    struct kept_db *k = NULL;
+    if (sqlite3_get_autocommit(db) && sqlite3_next_stmt(db, NULL) == NULL &&
+        !pthread_getspecific(kept_key) && (k = malloc(sizeof *k + strlen(root) + 1))) {
+        k->db = db;
+        strcpy(k->root, root);
+        if (pthread_setspecific(kept_key, k) == 0)
+            return;
+        free(k);
+    }
+    srv_db_close(db);
 }
 
 int srv_db_begin(sqlite3 *db, char *err, size_t errlen)

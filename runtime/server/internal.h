@@ -96,6 +96,12 @@ int srv_db_ensure_web_schema(sqlite3 *db, char *err, size_t errlen);
 /* Creates DIR/server.db with the schema (fails when it exists). */
 sqlite3 *srv_db_create(const char *root, char *err, size_t errlen);
 void srv_db_close(sqlite3 *db);
+/* A request's connection: the one this thread kept from its last request
+ * (srv_db_release), else a new one (srv_db_open). */
+sqlite3 *srv_db_acquire(const char *root, char *err, size_t errlen);
+/* Ends a request's use of db: kept for the thread's next request when no
+ * statement or transaction is left open (one is rolled back), else closed. */
+void srv_db_release(const char *root, sqlite3 *db);
 /* Runs sql (no results); on failure err gets "what: sqlite message". */
 int srv_db_exec(sqlite3 *db, const char *sql, char *err, size_t errlen);
 /* Prepares sql; NULL on failure (err set). */

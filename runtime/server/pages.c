@@ -44,7 +44,7 @@ void pages_logout_csrf(const char *session, char out[33])
 int pages_viewer(struct srv_request *r)
 {
     char err[SRV_ERR_SIZE], header[128];
-    r->db = srv_db_open(r->srv->root, err, sizeof err);
+    r->db = srv_db_acquire(r->srv->root, err, sizeof err);
     if (!r->db)
         return srv_send_internal(r, err);
     const char *cookie = MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, "bbit_session");

@@ -324,7 +324,7 @@ static int check_scope(struct srv_request *r)
 static int authenticate(struct srv_request *r)
 {
     char err[SRV_ERR_SIZE];
-    r->db = srv_db_open(r->srv->root, err, sizeof err);
+    r->db = srv_db_acquire(r->srv->root, err, sizeof err);
     if (!r->db) {
         srv_send_internal(r, err);
         return -1;
@@ -573,8 +573,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     bbit_store_close(r->store);
     free(r->store_scope);
     srv_auth_free(&r->auth);
-    if (r->db)
-        srv_db_close(r->db);
+    srv_db_release(r->srv->root, r->db);
     srv_buf_free(&r->body);
     free(r->url);
     free(r);

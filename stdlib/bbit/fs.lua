@@ -115,10 +115,12 @@ end
 --- at `path` is replaced by a regular file. The parent directory must exist.
 --- Options: `mode` the permission bits (default: the existing file's, else
 --- 0o644; set exactly, the umask does not apply); `fsync = false` skips the
---- flushes (faster, not durable across a crash). Raises "fs.write: PATH: reason".
+--- flushes (faster, not durable across a crash); `fsync = "file"` flushes the
+--- file but not its directory (for several files in one directory: then one
+--- `fs.sync(dir)` makes them all durable). Raises "fs.write: PATH: reason".
 ---@param path string
 ---@param data string
----@param opts? {mode?: integer|string, fsync?: boolean}
+---@param opts? {mode?: integer|string, fsync?: boolean|"file"}
 function M.write(path, data, opts)
   errors.check(M.try_write(path, data, opts))
 end
@@ -126,13 +128,24 @@ end
 --- Like `write`, but returns `nil, err` instead of raising.
 ---@param path string
 ---@param data string
----@param opts? {mode?: integer|string, fsync?: boolean}
+---@param opts? {mode?: integer|string, fsync?: boolean|"file"}
 ---@return true? ok
 ---@return string? err "fs.write: PATH: reason"
 function M.try_write(path, data, opts)
   opts = opts or {}
-  local ok, err = core.write(path, data, opts.mode, opts.fsync ~= false)
+  local sync = opts.fsync
+  if sync == nil then
+    sync = true
+  end
+  local ok, err = core.write(path, data, opts.mode, sync)
   return ok, err
+end
+
+--- Flushes a file, or a directory (the entries created, renamed or removed
+--- in it), to disk. Raises "fs.sync: PATH: reason".
+---@param path string
+function M.sync(path)
+  errors.check(core.sync(path))
 end
 
 --- Every regular file and symlink below `root` (symlinks are listed, never
@@ -185,9 +198,11 @@ function M.walk_digest(root, opts, recent_ns)
   return digest, count, unstable
 end
 
---- `walk_digest` for many folders at once, on worker threads (one per
---- core), returning at once: the caller goes on while the folders are read.
---- `job:get(i)` waits for `roots[i]` and returns its digest, or false when it
+--- `walk_digest` for many folders at once, on worker threads (one per core
+--- but the caller's; `opts.threads` sets a lower maximum, 0 for none),
+--- returning at once: the caller goes on while the folders are read.
+--- `job:get(i)` returns the digest of `roots[i]` (digesting folders not yet
+--- started itself rather than sleeping until it is done), or false when it
 --- is not a plain folder (missing, a symlink, a file) or could not be read
 --- (call `walk_digest` on it to get the error), and whether that digest
 --- should not be trusted (`unstable`, see `walk_digest`). Roots are done in

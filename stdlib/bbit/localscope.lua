@@ -205,10 +205,10 @@ function Scope:save_index()
   fs.write(self.dir .. "/index.json", json.encode(self:index()), { fsync = false })
 end
 
--- Journal: a multi-file update (refs + .bitmap) is first written as one
--- journal file, then applied, then the journal is removed. A command that
--- finds a journal re-applies it (roll forward), so an interrupted tag or
--- export leaves `.bitmap` either old or new, never half.
+-- Journal entries (`journal/NAME.json`): what a command must finish or undo
+-- if it is interrupted, e.g. the export's transactions. (The refs + .bitmap
+-- update of tag, export, reset and import has its own, see
+-- Workspace:commit_changes.)
 
 --- Writes the journal entry `name` (e.g. "tag") with `data` (fsynced).
 ---@param name string

@@ -103,23 +103,55 @@ function Workspace:close()
   end
 end
 
--- The journal records the new refs and .bitmap before either is written, so
--- an interrupted command is finished by the next one (roll forward).
-local function apply_journal(ws, name, j)
-  fs.write(ws.scope.dir .. "/refs.json", j.refs)
+-- A change of refs.json and .bitmap together goes through the journal: both
+-- new files are first written complete into .bit/journal/ (NAME.refs.json,
+-- then NAME.bitmap) and made durable, then renamed over refs.json and .bitmap,
+-- in that order. So NAME.bitmap present means the update was decided: the
+-- next command finishes it (roll forward); NAME.refs.json alone means it was
+-- interrupted before, and nothing had changed.
+local function journal_paths(ws, name)
+  local dir = ws.scope.dir .. "/journal/" .. name
+  return dir .. ".refs.json", dir .. ".bitmap"
+end
+
+-- .bit/journal and the workspace root can be on different filesystems (a
+-- mounted .git): then the new .bitmap is copied (atomically) instead
+local function move(from, to)
+  if not fs.try_rename(from, to) then
+    fs.write(to, fs.read(from), { mode = fs.stat(from).mode })
+    fs.remove(from)
+  end
+end
+
+local function apply_journal(ws, name)
+  local refs_new, bitmap_new = journal_paths(ws, name)
+  if fs.exists(refs_new) then -- else renamed before an interruption
+    fs.rename(refs_new, ws.scope.dir .. "/refs.json")
+  end
   fault.point(name .. ":after-refs")
-  fs.write(ws.root .. "/.bitmap", j.bitmap)
-  ws.scope:journal_clear(name)
+  move(bitmap_new, ws.root .. "/.bitmap")
+  fs.sync(ws.scope.dir)
+  fs.sync(ws.root)
   ws.scope._refs = nil
 end
 
 --- Finishes an update an interrupted command left in the journal.
 function Workspace:recover()
   for _, name in ipairs({ "tag", "reset", "export-local", "import" }) do
-    local j = self.scope:journal_read(name)
-    if j then
+    local refs_new, bitmap_new = journal_paths(self, name)
+    local old = self.scope:journal_read(name) -- the one-file journal of earlier versions
+    if fs.exists(bitmap_new) or old then
       require("bbit.log").warn("finishing an interrupted `bbit %s` (from %s)", name, self.scope.dir .. "/journal")
-      apply_journal(self, name, j)
+    end
+    if fs.exists(bitmap_new) then
+      apply_journal(self, name)
+    elseif fs.exists(refs_new) then
+      fs.remove(refs_new)
+    elseif old then
+      fs.write(self.scope.dir .. "/refs.json", old.refs)
+      fs.write(self.root .. "/.bitmap", old.bitmap)
+      self.scope:journal_clear(name)
+      self.scope._refs = nil
     end
   end
 end
@@ -127,13 +159,15 @@ end
 --- Writes the changed refs and .bitmap together, through the journal `name`.
 ---@param name string the command, e.g. "tag"
 function Workspace:commit_changes(name)
-  local j = {
-    refs = json.encode(self.scope:refs(), { pretty = true }),
-    bitmap = self.bitmap:encode(),
-  }
-  self.scope:journal_write(name, j)
+  local refs_new, bitmap_new = journal_paths(self, name)
+  local bitmap_path = self.root .. "/.bitmap"
+  local st = fs.stat(bitmap_path)
+  fs.mkdir(self.scope.dir .. "/journal")
+  fs.write(refs_new, json.encode(self.scope:refs(), { pretty = true }), { fsync = "file" })
+  fs.write(bitmap_new, self.bitmap:encode(), { fsync = "file", mode = st and st.mode & 511 or nil })
+  fs.sync(self.scope.dir .. "/journal") -- both new files durable: decided
   fault.point(name .. ":after-journal")
-  apply_journal(self, name, j)
+  apply_journal(self, name)
 end
 
 --- The workspace aspect config (`teambit.workspace/workspace`).

@@ -137,11 +137,13 @@ for point in tag:after-objects tag:after-journal tag:after-refs; do
       [ -z "$(ls -A .bit/journal 2>/dev/null)" ] || fail "$point: a journal before the commit step"
       ;;
     tag:after-journal)
-      [ -f .bit/journal/tag.json ] || fail "$point: no journal"
+      [ -f .bit/journal/tag.refs.json ] && [ -f .bit/journal/tag.bitmap ] || fail "$point: no journal"
+      [ "$(sum .bit/journal/tag.refs.json)" = "$ref_refs" ] || fail "$point: the journaled refs are not the new ones"
       [ "$(sum .bit/refs.json)" = "$old_refs" ] || fail "$point: refs written before the journal was applied"
       ;;
     tag:after-refs)
-      [ -f .bit/journal/tag.json ] || fail "$point: no journal"
+      [ -f .bit/journal/tag.bitmap ] || fail "$point: no journal"
+      [ ! -e .bit/journal/tag.refs.json ] || fail "$point: the journaled refs were not renamed"
       [ "$(sum .bit/refs.json)" = "$ref_refs" ] || fail "$point: refs are not the new ones"
       ;;
   esac
@@ -170,6 +172,39 @@ expect_code 0; expect_err "finishing an interrupted \`bbit tag\`"
 expect_out "> ui/button  versions: 0.0.1, 0.0.2"
 [ "$(sum .bitmap)" = "$ref_bitmap" ] || fail "status did not finish the interrupted tag"
 ok "an interrupted tag is finished by the next command (status)"
+
+# a journal cut short before its .bitmap was written: nothing had changed, it is dropped
+ws="$T_DIR/crash-half-journal"
+cp -a "$tpl" "$ws"
+cd "$ws"
+old_bitmap=$(sum .bitmap); old_refs=$(sum .bit/refs.json)
+mkdir -p .bit/journal
+printf '{"components": {' >.bit/journal/tag.refs.json
+run "$BBIT" tag -m second
+expect_code 0; expect_out "2 component(s) tagged"
+[ "$(sum .bitmap)" = "$ref_bitmap" ] && [ "$(sum .bit/refs.json)" = "$ref_refs" ] || fail "half journal: the tag differs from an uninterrupted one"
+[ -z "$(ls -A .bit/journal)" ] || fail "half journal: left $(ls .bit/journal)"
+ok "a journal interrupted before it was complete is dropped; nothing had changed"
+
+# the one-file journal of earlier versions (refs and .bitmap as strings) is still finished
+ws="$T_DIR/crash-old-journal"
+cp -a "$tpl" "$ws"
+cd "$ws"
+run env BBIT_FAULT=tag:after-journal "$BBIT" tag -m second
+expect_code 137
+cat >"$T_DIR/old-journal.lua" <<'LUA'
+local fs, json = require("bbit.fs"), require("bbit.json")
+local d = ".bit/journal/"
+fs.write(d .. "tag.json", json.encode({ refs = fs.read(d .. "tag.refs.json"), bitmap = fs.read(d .. "tag.bitmap") }))
+fs.remove(d .. "tag.refs.json")
+fs.remove(d .. "tag.bitmap")
+LUA
+"$BBIT" run "$T_DIR/old-journal.lua" || fail "cannot write an old-format journal"
+run "$BBIT" status
+expect_code 0; expect_err "finishing an interrupted \`bbit tag\`"
+[ "$(sum .bitmap)" = "$ref_bitmap" ] && [ "$(sum .bit/refs.json)" = "$ref_refs" ] || fail "old journal: not applied"
+[ -z "$(ls -A .bit/journal)" ] || fail "old journal: left $(ls .bit/journal)"
+ok "a journal in the earlier one-file format is finished too"
 
 # --------------------------------------------- real signals during a slow task
 slow_config() { # slow_config MARKER: a pipeline whose middle task takes 2 s

@@ -125,6 +125,16 @@ t.test("write creates and replaces atomically with modes", function()
   t.eq(fs.stat(d .. "/a.txt").mode, octal("644"))
   fs.write(d .. "/a.txt", "two", { fsync = false })
   t.eq(get(d .. "/a.txt"), "two")
+  fs.write(d .. "/a.txt", "three", { fsync = "file" }) -- the caller syncs the folder
+  fs.sync(d)
+  fs.sync(d .. "/a.txt")
+  t.eq(get(d .. "/a.txt"), "three")
+  t.raises(function()
+    fs.write(d .. "/a.txt", "four", { fsync = "dir" })
+  end, 'expected a boolean or "file"')
+  t.raises(function()
+    fs.sync(d .. "/missing")
+  end, "fs.sync: " .. d .. "/missing")
   fs.write(d .. "/secret", "s", { mode = "600" })
   t.eq(fs.stat(d .. "/secret").mode, octal("600"))
   fs.write(d .. "/run.sh", "#!/bin/sh\n", { mode = octal("755") })
@@ -630,6 +640,17 @@ t.test("walk_digests: the same digests as walk_digest, on threads; false for wha
   t.raises(function()
     job:get(1)
   end, "closed")
+  -- the caller digests too: with no worker at all, or with several
+  for _, threads in ipairs({ 0, 3 }) do
+    local job2 <close> = fs.walk_digests(roots, { ignore = { "node_modules" }, threads = threads })
+    for i = 2, 300, 7 do
+      t.eq(job2:get(i), (fs.walk_digest(roots[i], { ignore = { "node_modules" } })), ("threads=%d: %s"):format(threads, roots[i]))
+    end
+    t.eq(job2:get(302), false, "threads=" .. threads)
+  end
+  t.raises(function()
+    fs.walk_digests({ roots[2] }, { threads = -1 })
+  end, "opts.threads must be an integer >= 0")
   local recent <close> = fs.walk_digests({ roots[2] }, opts, 0)
   t.eq(select(2, recent:get(1)), true, "everything is newer than recent_ns = 0")
   local empty <close> = fs.walk_digests({}, opts)
