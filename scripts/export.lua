@@ -11,7 +11,9 @@
 --              server to rebuild (the incremental case: one changed file)
 --   upload     send only those, in parallel
 --   prepare    one transaction per server (all its scopes): objects verified,
---              heads checked, components locked; nothing visible yet
+--              heads checked, components locked; nothing visible yet. With a
+--              single server there is nothing to coordinate: it commits as
+--              soon as it has prepared (one request), and commit has nothing to do
 --   commit     the decision is journaled, then every server commits
 --   update     refs and .bitmap (SPEC §2.2), through the journal
 --   report     the summary and the git hint
@@ -78,9 +80,18 @@ local function finish_journal(ws, j, quiet)
   end
   for _, s in ipairs(j.servers) do
     if s.txn then
-      pcall(function()
+      local ok, err = pcall(function()
         remote.client(s.url):abort(s.txn)
       end)
+      if j.one_phase and not ok then
+        if type(err) == "table" and err.code == "transaction_committed" then
+          -- a one-phase prepare committed before the interruption
+          return finish_journal(ws, { state = "committing", servers = {}, id = j.id, components = j.components },
+            quiet)
+        end
+        -- did it commit? Only the server knows: keep the journal, ask again next time
+        error(err, 0)
+      end
     end
   end
   ws.scope:journal_clear(JOURNAL)
@@ -373,10 +384,10 @@ end)
 -- Prepares on one server. When it lacks an object we meant it to rebuild
 -- (an artifact from its recipe), that object is uploaded and prepare is
 -- asked again (once per such object at most).
-local function prepare(ctx, server, body, txn)
+local function prepare(ctx, server, body, txn, commit)
   local store = ctx.workspace.scope.store
   for _ = 0, ctx.rebuilt do
-    local ok, result = pcall(server.client.prepare, server.client, body, txn)
+    local ok, result = pcall(server.client.prepare, server.client, body, txn, commit)
     if ok then
       return result
     end
@@ -396,12 +407,14 @@ local function prepare(ctx, server, body, txn)
     ctx.uploaded.bytes = ctx.uploaded.bytes + store:size_on_disk(d.id)
     ctx.rebuilt = ctx.rebuilt - 1
   end
-  return server.client:prepare(body, txn)
+  return server.client:prepare(body, txn, commit)
 end
 
 export:step("prepare", function(ctx)
   local ws = ctx.workspace
   local j = { id = require("bbit.hash").random_hex(16), state = "preparing", servers = {}, components = {} }
+  -- one server: it commits when prepared (see the top of this file)
+  j.one_phase = #ctx.server_urls == 1 or nil
   for _, url in ipairs(ctx.server_urls) do
     -- the transaction id is ours and journaled first, so an interrupted
     -- export can always commit or abort what a server prepared
@@ -427,12 +440,13 @@ export:step("prepare", function(ctx)
         body[#body + 1] = { scope = scope, name = c.id, versions = json.array(versions) }
       end
     end
-    local ok, result = pcall(prepare, ctx, server, body, j.id)
+    local ok, result = pcall(prepare, ctx, server, body, j.id, j.one_phase)
     if not ok then
       -- presumed abort: release what the other servers prepared
       finish_journal(ws, j, true)
       error(result, 0)
     end
+    ctx.committed = result.state == "committed" -- else a server without one-phase commits
     j.servers[i].txn = result.id or j.id
     changed = changed or j.servers[i].txn ~= j.id
   end
@@ -443,6 +457,9 @@ export:step("prepare", function(ctx)
 end)
 
 export:step("commit", function(ctx)
+  if ctx.committed then
+    return
+  end
   local ws = ctx.workspace
   local j = ctx.journal
   j.state = "committing" -- the decision: from here on, every server commits

@@ -697,14 +697,25 @@ static int existing_prepare(struct srv_request *r, const char *id)
     return 1;
 }
 
-// POST /api/v1/transactions {["id": "<32 hex>",] "components": [...]}
+struct txn_row {
+    char state[16];
+    int64_t token_id, created_at, expires_at;
+    cJSON *body;
+};
+
+static int publish(struct srv_request *r, const char *id, const struct txn_row *t);
+
+// POST /api/v1/transactions {["id": "<32 hex>",] "components": [...], ["commit": true]}
 //   -> 201 {"id", "state": "prepared", "created_at", "expires_at", "components"}
-// Retrying with the same id answers with the transaction as it is.
+// With "commit": true (an export to this server alone: nothing to coordinate)
+// a successful prepare is committed in the same SQLite transaction: state
+// "committed". Retrying with the same id answers with the transaction as it is.
 int txn_prepare(struct srv_request *r)
 {
     cJSON *body = srv_parse_body(r);
     if (!body)
         return 0;
+    bool commit = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(body, "commit"));
     struct tcomp *comps = NULL;
     int n = 0;
     char err[SRV_ERR_SIZE], id[SRV_TXN_ID_LEN + 1];
@@ -723,6 +734,11 @@ int txn_prepare(struct srv_request *r)
     int64_t now = srv_now();
     cJSON *stored = txn_body(comps, n);
     int rc = store_txn(r, id, comps, n, now, stored);
+    if (rc == 0 && commit) {
+        struct txn_row row = {.body = stored};
+        if ((rc = publish(r, id, &row)) != 0)
+            db_error(r);
+    }
     if (rc == 0 && srv_db_commit(r->db, err, sizeof err) != 0) {
         srv_send_internal(r, err);
         rc = -1;
@@ -735,7 +751,8 @@ int txn_prepare(struct srv_request *r)
     }
     cJSON *comps_json = cJSON_DetachItemFromObjectCaseSensitive(stored, "components");
     cJSON_Delete(stored);
-    srv_send_json(r, 201, txn_json(id, "prepared", now, now + SRV_TXN_TTL_SECONDS, comps_json));
+    srv_send_json(r, 201, txn_json(id, commit ? "committed" : "prepared", now,
+                                   now + SRV_TXN_TTL_SECONDS, comps_json));
     goto out;
 rollback:
     srv_db_rollback(r->db);
@@ -747,11 +764,6 @@ out:
 
 /* ---- commit, abort, get ---------------------------------------------------------- */
 
-struct txn_row {
-    char state[16];
-    int64_t token_id, created_at, expires_at;
-    cJSON *body;
-};
 
 /* Loads transaction r->params[0]; 1 found, 0 after a response (404, 400, 403, 500). */
 static int load_txn(struct srv_request *r, struct txn_row *t)

@@ -239,9 +239,16 @@ end
 
 --- Prepares an export transaction; `id` is proposed by the client (it is
 --- journaled before the request, so an interrupted export can abort or commit it).
-function Client:prepare(components, id)
+--- With `commit`, the server commits it as soon as it is prepared (an export
+--- to one server: nothing to coordinate); the answer's `state` says which.
+---@param components table[]
+---@param id string
+---@param commit? boolean
+---@return table transaction `{id, state = "prepared"|"committed", ...}`
+function Client:prepare(components, id, commit)
   return self:request("POST", "/api/v1/transactions",
-    { json = { id = id, components = json.array(components) }, retry = true }, "prepare the export").json
+    { json = { id = id, components = json.array(components), commit = commit or nil }, retry = true },
+    "prepare the export").json
 end
 
 function Client:commit(txn)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Interrupted exports (SPEC §5): kill -9 of a server during an upload, after
-# prepare, between the commits of two servers, and of the client after its
-# decision. After a restart, re-running `bbit export` completes, and the result
+# a one-phase prepare (one server), between the commits of two servers, and
+# of the client after prepare and after its decision. After a restart, re-running `bbit export` completes, and the result
 # equals an uninterrupted export's; no component is ever visible half-exported.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/server_lib.sh"
@@ -55,29 +55,32 @@ expect_code 0
 same_as_reference S1 S1 "$T_DIR/w1"
 ok "server killed during an upload: the re-run export completes, identical to an uninterrupted one"
 
-# --- the server is killed after prepare, before commit ---------------------
+# --- one server: it dies after committing the one-phase prepare, unanswered --
+# (with a single server, prepare commits at once: the client cannot know
+# whether it did, so it keeps its journal until the server can tell it)
 server_setup S2
-server_start S2
+BBIT_FAULT=server:after-prepare server_start S2
 make_workspace "$T_DIR/w2"
 cd "$T_DIR/w2"
 "$BBIT" tag -m "first version" >/dev/null
 "$BBIT" remote add "$S2_URL" >/dev/null
 server_login S2
-mkdir -p .bbit/scripts
-cat >.bbit/scripts/export.lua <<LUA
-return { after_prepare = function() os.execute("kill -9 ${SERVER_PIDS[S2]}") end }
-LUA
 run "$BBIT" export
 expect_code 1
 expect_err "cannot reach the server"
-rm .bbit/scripts/export.lua
+[ -f .bit/journal/export.json ] || fail "the one-phase export's journal was dropped while its outcome is unknown"
+"$BBIT" status | grep -q "staged" || fail "components are no longer staged after an unanswered export"
+run "$BBIT" export
+expect_code 1
+expect_err "cannot reach the server"
+[ -f .bit/journal/export.json ] || fail "the journal was dropped while the server is still down"
 server_start S2
-[ -z "$(scope_state S2 my-org.ui)" ] || fail "a prepared export became visible before commit"
+[ "$(scope_state S2 my-org.ui)" = "$REF_UI" ] || fail "the server did not commit before dying"
 run "$BBIT" export
 expect_code 0
-expect_err "resuming the interrupted export"
+expect_out "finished the interrupted export"
 same_as_reference S2 S2 "$T_DIR/w2"
-ok "server killed after prepare: the journaled export commits on the next run"
+ok "one server dies after committing, before answering: the journal is kept until it can tell; the next export finishes"
 
 # --- two servers: one is killed between the commits ------------------------
 server_setup S3
@@ -134,7 +137,7 @@ expect_out "finished the interrupted export $id"
 same_as_reference S6 S5 "$T_DIR/w4"
 ok "client killed between commits: export --resume ID finishes it"
 
-# --- the client is killed after prepare, before deciding: presumed abort ----
+# --- one server: the client is killed after its one-phase prepare -----------
 server_setup S7
 server_start S7
 make_workspace "$T_DIR/w5"
@@ -144,9 +147,31 @@ cd "$T_DIR/w5"
 server_login S7
 run env BBIT_FAULT=export:after-prepare "$BBIT" export
 [ "$CODE" = 137 ] || fail "the crash point did not fire (exit $CODE)"
-[ -z "$(scope_state S7 my-org.ui)" ] || fail "prepared but undecided export is visible"
+[ "$(scope_state S7 my-org.ui)" = "$REF_UI" ] || fail "the one-phase prepare did not commit"
 run "$BBIT" export
 expect_code 0
+expect_out "finished the interrupted export"
 same_as_reference S7 S7 "$T_DIR/w5"
-ok "client killed after prepare: the next export aborts the old transaction (locks freed) and exports"
+ok "one server, client killed after its prepare (committed at once): the next export finishes it"
+
+# --- two servers: the client is killed after prepare, before deciding -------
+server_setup S8
+server_setup S9
+server_start S8
+server_start S9
+make_workspace "$T_DIR/w6"
+cd "$T_DIR/w6"
+"$BBIT" tag -m "first version" >/dev/null
+"$BBIT" remote add "$S8_URL" --scope my-org.my-scope >/dev/null
+"$BBIT" remote add "$S9_URL" --scope my-org.ui >/dev/null
+server_login S8
+server_login S9
+run env BBIT_FAULT=export:after-prepare "$BBIT" export
+[ "$CODE" = 137 ] || fail "the crash point did not fire (exit $CODE)"
+[ -z "$(scope_state S8 my-org.my-scope)" ] && [ -z "$(scope_state S9 my-org.ui)" ] ||
+  fail "a prepared but undecided export is visible"
+run "$BBIT" export
+expect_code 0
+same_as_reference S9 S8 "$T_DIR/w6"
+ok "two servers, client killed after prepare: the next export aborts the old transactions (locks freed) and exports"
 finish

@@ -330,6 +330,30 @@ t.test("prepare + commit of a two-version component; visible only after commit",
   expect_error(req("POST", "/api/v1/transactions/" .. txn .. "/abort", { token = WRITE }), 409, "transaction_committed")
 end)
 
+t.test("prepare with commit = true (one server): committed in the same request; retry and abort see it", function()
+  local m1 = version_object("ui/menu", "0.0.1")
+  upload_version(m1)
+  local id = ("e1"):rep(16)
+  local body = { id = id, commit = true,
+    components = json.array({ { scope = "my-org.ui", name = "ui/menu", versions = json.array({ { version = "0.0.1", id = m1 } }) } }) }
+  local r = req("POST", "/api/v1/transactions", { json = body, token = WRITE })
+  t.eq(r.status, 201, r.body)
+  t.eq(r.json.state, "committed")
+  t.eq(component("ui/menu", nil, READ).json.head, "0.0.1", "visible at once")
+  r = req("POST", "/api/v1/transactions", { json = body, token = WRITE }) -- the answer was lost: retried
+  t.eq(r.status, 200, r.body)
+  t.eq(r.json.state, "committed")
+  expect_error(req("POST", "/api/v1/transactions/" .. id .. "/abort", { token = WRITE }), 409, "transaction_committed")
+  -- refused as a whole: a version whose parent the server lacks publishes nothing
+  local m2 = version_object("ui/menu", "0.0.2", { parents = { ("9"):rep(64) } })
+  upload_version(m2)
+  body = { id = ("e2"):rep(16), commit = true,
+    components = json.array({ { scope = "my-org.ui", name = "ui/menu", versions = json.array({ { version = "0.0.2", id = m2 } }) } }) }
+  r = req("POST", "/api/v1/transactions", { json = body, token = WRITE })
+  t.ok(r.status >= 400, "refused: " .. r.status)
+  t.eq(component("ui/menu", nil, READ).json.head, "0.0.1", "nothing published")
+end)
+
 t.test("re-exporting committed versions is a no-op", function()
   local r = prepare({ { scope = "my-org.ui", name = "ui/button", versions = { { version = "0.0.1", id = B1 }, { version = "0.0.2", id = B2 } } } })
   t.eq(r.status, 201, r.body)
