@@ -46,5 +46,19 @@ void bbit_new_handle_type(lua_State *L, const char *tname, const luaL_Reg *metho
  * when *(void**)ud (the first field, the resource pointer) is NULL. */
 void *bbit_check_open(lua_State *L, int idx, const char *tname, const char *what);
 
+/* Bytes owned by Lua (malloc'd, freed by __gc): a file read as a buffer
+ * (core.fs.read(path, true)) is decoded without a copy into a Lua string,
+ * which for a big file costs as much as the decoding (fresh memory). */
+typedef struct {
+    char *data;
+    size_t len;
+} bbit_buffer;
+
+/* Pushes an empty buffer (its type registered on first use). */
+bbit_buffer *bbit_push_buffer(lua_State *L);
+
+/* The bytes of the string or buffer at idx (raises otherwise). */
+const char *bbit_check_bytes(lua_State *L, int idx, size_t *len);
+
 
 #endif

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* What a function pointer of a table looks up. */
 struct slot {
@@ -105,13 +106,30 @@ static pthread_t prefetchers[2];
 static int nprefetchers;
 static pthread_mutex_t prefetch_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* libcurl's global init (OpenSSL's among others, ~2 ms) is done here too
+ * when libcurl says it is thread-safe (7.84+): the first request then only
+ * counts one more reference. */
+static void prefetch_curl_init(void *h)
+{
+    curl_version_info_data *(*info)(CURLversion);
+    CURLcode (*init)(long);
+    void *pi = dlsym(h, "curl_version_info"), *pg = dlsym(h, "curl_global_init");
+    if (!pi || !pg)
+        return;
+    memcpy(&info, &pi, sizeof pi);
+    memcpy(&init, &pg, sizeof pg);
+    if (info(CURLVERSION_NOW)->features & CURL_VERSION_THREADSAFE)
+        init(CURL_GLOBAL_DEFAULT);
+}
+
 /* Best effort: the library and its dependencies are mapped and relocated,
  * so the loader's own dlopen at first use finds them done. A missing
  * library is only reported then (by load), when a command needs it. */
 static void *prefetch(void *soname)
 {
-    void *h = dlopen(soname, RTLD_NOW | RTLD_LOCAL);
-    (void)h; /* kept open: the first use opens it again */
+    void *h = dlopen(soname, RTLD_NOW | RTLD_LOCAL); /* kept open: the first use opens it again */
+    if (h && strcmp(soname, "libcurl.so.4") == 0)
+        prefetch_curl_init(h);
     return NULL;
 }
 

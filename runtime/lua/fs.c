@@ -27,7 +27,6 @@
 
 #define LOCK_TYPE "bbit.fs.lock"
 #define WALK_TYPE "bbit.fs.walkstate"
-#define READ_GUARD_TYPE "bbit.fs.readguard"
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -222,46 +221,28 @@ static int read_fd(int fd, size_t hint, char **out, size_t *out_len)
     return 0;
 }
 
-/* Owns what fs_read holds while Lua may raise (out of memory while pushing). */
-typedef struct {
-    int fd;
-    char *buf;
-} read_guard;
-
-static int read_guard_gc(lua_State *L)
-{
-    read_guard *g = luaL_checkudata(L, 1, READ_GUARD_TYPE);
-    if (g->fd >= 0)
-        close(g->fd);
-    free(g->buf);
-    g->fd = -1;
-    g->buf = NULL;
-    return 0;
-}
-
-// data = core.fs.read(path): the whole file
+// data = core.fs.read(path [, as_buffer]): the whole file, as a string or as a
+// buffer (bbit/luax.h: decoders read it without a copy)
 static int fs_read(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
-    read_guard *g = lua_newuserdatauv(L, sizeof *g, 0);
-    g->fd = -1;
-    g->buf = NULL;
-    luaL_setmetatable(L, READ_GUARD_TYPE);
-    g->fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (g->fd < 0)
+    int as_buffer = lua_toboolean(L, 2);
+    bbit_buffer *b = bbit_push_buffer(L); /* owns the bytes while Lua may raise */
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
         return fail_path(L, "read", path, errno);
     struct stat st;
-    int e = fstat(g->fd, &st) != 0 ? errno : S_ISDIR(st.st_mode) ? EISDIR : 0;
-    size_t len = 0;
-    if (!e && read_fd(g->fd, (size_t)st.st_size, &g->buf, &len) != 0)
+    int e = fstat(fd, &st) != 0 ? errno : S_ISDIR(st.st_mode) ? EISDIR : 0;
+    if (!e && read_fd(fd, (size_t)st.st_size, &b->data, &b->len) != 0)
         e = errno;
-    close(g->fd);
-    g->fd = -1;
+    close(fd);
     if (e)
         return fail_path(L, "read", path, e);
-    lua_pushlstring(L, g->buf, len);
-    free(g->buf);
-    g->buf = NULL;
+    if (as_buffer)
+        return 1;
+    lua_pushlstring(L, b->data, b->len);
+    free(b->data);
+    b->data = NULL;
     return 1;
 }
 
@@ -1472,10 +1453,6 @@ int luaopen_bbit_core_fs(lua_State *L)
     bbit_new_handle_type(L, DIGEST_JOB_TYPE, digest_job_methods, digest_job_close);
     luaL_newmetatable(L, WALK_TYPE);
     lua_pushcfunction(L, walk_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);
-    luaL_newmetatable(L, READ_GUARD_TYPE);
-    lua_pushcfunction(L, read_guard_gc);
     lua_setfield(L, -2, "__gc");
     lua_pop(L, 1);
     luaL_newlib(L, fns);

@@ -512,10 +512,11 @@ static int parse_value(struct parser *ps)
 }
 
 // value = core.json.decode(text [, name [, strict]]) / nil, "NAME:line:column: what"
+// (text: a string or a buffer, see core.fs.read)
 static int json_decode(lua_State *L)
 {
     size_t len;
-    const char *text = luaL_checklstring(L, 1, &len);
+    const char *text = bbit_check_bytes(L, 1, &len);
     const char *name = luaL_optstring(L, 2, "<string>");
     int strict = lua_toboolean(L, 3);
     lua_settop(L, 3);

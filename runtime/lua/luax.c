@@ -1,6 +1,7 @@
 /* Helpers shared by the bindings; the conventions are in include/bbit/luax.h. */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "bbit/luax.h"
@@ -36,6 +37,41 @@ void bbit_new_handle_type(lua_State *L, const char *tname, const luaL_Reg *metho
     lua_pushcfunction(L, close);
     lua_setfield(L, -2, "__close");
     lua_pop(L, 1);
+}
+
+#define BUFFER_TYPE "bbit.buffer"
+
+static int buffer_gc(lua_State *L)
+{
+    bbit_buffer *b = luaL_checkudata(L, 1, BUFFER_TYPE);
+    free(b->data);
+    b->data = NULL;
+    b->len = 0;
+    return 0;
+}
+
+bbit_buffer *bbit_push_buffer(lua_State *L)
+{
+    bbit_buffer *b = lua_newuserdatauv(L, sizeof *b, 0);
+    b->data = NULL;
+    b->len = 0;
+    if (luaL_newmetatable(L, BUFFER_TYPE)) {
+        lua_pushcfunction(L, buffer_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_setmetatable(L, -2);
+    return b;
+}
+
+const char *bbit_check_bytes(lua_State *L, int idx, size_t *len)
+{
+    if (lua_type(L, idx) == LUA_TSTRING)
+        return lua_tolstring(L, idx, len);
+    bbit_buffer *b = luaL_testudata(L, idx, BUFFER_TYPE);
+    if (!b)
+        luaL_typeerror(L, idx, "string or buffer");
+    *len = b->len;
+    return b->data ? b->data : "";
 }
 
 void *bbit_check_open(lua_State *L, int idx, const char *tname, const char *what)

@@ -33,12 +33,11 @@ end
 ---@return table bitmap
 function M.read(path)
   local bm = setmetatable({ path = path, entries = {}, extra = {} }, Bitmap)
-  local text = fs.try_read(path)
-  if text == nil then
+  local doc = json.read_if_exists(path)
+  if doc == nil then
     bm.extra["$schema-version"] = M.SCHEMA_VERSION
     return bm
   end
-  local doc = json.decode(text, { name = path })
   if type(doc) ~= "table" or json.is_array(doc) then
     errors.fail(("%s: expected a JSON object of components"):format(path),
       "restore it from version control (git checkout -- .bitmap)")

@@ -27,6 +27,7 @@
 --- `{}`. Errors name the path of the bad value, array indices 1-based as in Lua:
 --- `json.encode: $.a[2]: mixed table keys (strings and integers)`.
 local core = require("bbit.core.json")
+local fs_core = require("bbit.core.fs")
 local errors = require("bbit.errors")
 
 local M = {}
@@ -84,18 +85,27 @@ end
 ---@param opts? bbit.json.DecodeOptions `name` defaults to `path`
 ---@return any|nil value
 ---@return string? err
+---@return integer? errno when the file could not be read
 function M.try_read(path, opts)
-  local f, err = io.open(path, "rb")
-  if not f then
-    return nil, err
-  end
-  local text, read_err = f:read("a")
-  f:close()
-  if not text then
-    return nil, ("%s: %s"):format(path, read_err)
+  -- read as a buffer: decoded without a copy into a Lua string
+  local bytes, err, errno = fs_core.read(path, true)
+  if not bytes then
+    return nil, (err:gsub("^fs%.read: ", "")), errno
   end
   opts = opts or {}
-  return core.decode(text, opts.name or path, opts.strict and true or false)
+  return core.decode(bytes, opts.name or path, opts.strict and true or false)
+end
+
+--- Like `read`, but nil when the file does not exist.
+---@param path string
+---@param opts? bbit.json.DecodeOptions `name` defaults to `path`
+---@return any|nil value
+function M.read_if_exists(path, opts)
+  local value, err, errno = M.try_read(path, opts)
+  if value == nil and errno == fs_core.errno.ENOENT then
+    return nil
+  end
+  return (errors.check(value, err))
 end
 
 --- Reads and decodes a JSON/JSONC file; raises a failure naming the path.

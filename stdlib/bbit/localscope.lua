@@ -82,11 +82,11 @@ function Scope:clean_temp()
 end
 
 local function read_json(path, default)
-  local text = fs.try_read(path)
-  if text == nil then
+  local value = json.read_if_exists(path)
+  if value == nil then
     return default
   end
-  return json.decode(text, { name = path })
+  return value
 end
 
 --- The refs (loaded once per scope object).

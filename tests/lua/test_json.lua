@@ -768,6 +768,37 @@ t.test("read decodes JSONC files; errors name the path", function()
   t.raises(function()
     json.read(dir .. "/missing.json")
   end, dir .. "/missing.json: No such file or directory")
+  -- read_if_exists: nil for a missing file only
+  t.eq(json.read_if_exists(dir .. "/missing.json"), nil)
+  spit(path, '{"a": [1, 2]}')
+  t.eq(json.read_if_exists(path).a, { 1, 2 })
+  spit(path, '{"a": }')
+  t.raises(function()
+    json.read_if_exists(path)
+  end, path .. ":1:7: expected a value")
+  t.raises(function()
+    json.read_if_exists(dir)
+  end, dir .. ": Is a directory")
+end)
+
+t.test("decode takes a string or a file read as a buffer (no Lua string copy)", function()
+  local dir = t.tmpdir()
+  local path = dir .. "/big.json"
+  local parts = {}
+  for i = 1, 20000 do
+    parts[#parts + 1] = ('"k%05d": {"v": %d, "s": "x\\u00e9"}'):format(i, i)
+  end
+  spit(path, "{" .. table.concat(parts, ",") .. "}")
+  local core_fs, core_json = require("bbit.core.fs"), require("bbit.core.json")
+  local buf = core_fs.read(path, true)
+  t.eq(type(buf), "userdata")
+  local v = core_json.decode(buf, "big.json")
+  t.eq(v.k12345.v, 12345)
+  t.eq(v.k00001.s, "x\195\169")
+  t.eq(core_json.decode(core_fs.read(path), "big.json").k20000.v, 20000, "the same from a string")
+  t.raises(function()
+    core_json.decode(42)
+  end, "string or buffer expected")
 end)
 
 t.test("write is atomic and pretty by default", function()
