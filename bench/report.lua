@@ -196,6 +196,10 @@ end
 print("")
 print("baseline: git " .. (os.getenv("BENCH_GIT") or "?"):gsub("^git version ", "")
   .. " (git daemon --enable=receive-pack on 127.0.0.1); ratio = bbit / baseline; times are medians of n runs.")
+if values["harness|true.floor|true"] then
+  print(("timing: bench/timeit, from spawn to exit; /bin/true measures %.2f ms (the floor of every timed command).")
+    :format(median(values["harness|true.floor|true"]) * 1000))
+end
 if values["incr|up|bbit"] then
   print("bytes sent: counted by bench/countproxy, a TCP relay between the client and the server (all bytes the"
     .. " client wrote: HTTP headers and bodies / git protocol).")
