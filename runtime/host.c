@@ -58,8 +58,8 @@ static int stdlib_searcher(lua_State *L)
         lua_pushfstring(L, "no built-in module '%s'", rel);
         return 1;
     }
-    lua_pushfstring(L, "=[builtin]/%s", rel);
-    if (luaL_loadbuffer(L, e->data, e->size, lua_tostring(L, -1)) != LUA_OK)
+    lua_pushfstring(L, "=[builtin]/%s", rel); /* also the name compiled into the chunk */
+    if (luaL_loadbufferx(L, e->chunk, e->chunk_size, lua_tostring(L, -1), "b") != LUA_OK)
         return luaL_error(L, "error loading built-in module '%s':\n\t%s", name,
                           lua_tostring(L, -1));
     lua_pushfstring(L, "[builtin]/%s", rel);
@@ -73,6 +73,16 @@ static int host_embedded(lua_State *L)
     if (!e)
         return 0;
     lua_pushlstring(L, e->data, e->size);
+    return 1;
+}
+
+// bytecode = core.host.embedded_chunk(path): a built-in file compiled (load it with mode "b"), or nil
+static int host_embedded_chunk(lua_State *L)
+{
+    const struct bbit_embedded *e = bbit_embedded_find(luaL_checkstring(L, 1));
+    if (!e)
+        return 0;
+    lua_pushlstring(L, e->chunk, e->chunk_size);
     return 1;
 }
 
@@ -103,6 +113,7 @@ int luaopen_bbit_core_host(lua_State *L)
 {
     static const luaL_Reg fns[] = {
         {"embedded", host_embedded},
+        {"embedded_chunk", host_embedded_chunk},
         {"embedded_list", host_embedded_list},
         {"exe", host_exe},
         {NULL, NULL},

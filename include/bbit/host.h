@@ -8,11 +8,14 @@
 struct lua_State;
 
 /* One built-in Lua file, compiled in by tools/embed.c. `path` is relative to
- * the source root: "stdlib/bbit/json.lua", "scripts/commands/run.lua". */
+ * the source root: "stdlib/bbit/json.lua", "scripts/commands/run.lua"; `data`
+ * is its text, `chunk` its Lua bytecode (what is run). */
 struct bbit_embedded {
     const char *path;
     const char *data;
     size_t size;
+    const char *chunk;
+    size_t chunk_size;
 };
 extern const struct bbit_embedded bbit_embedded_files[]; /* NULL-terminated */
 

@@ -164,7 +164,13 @@ function M.run_chunk(found, workspace_root)
     end
     return module
   end
-  local chunk, err = load(found.source, "@" .. (found.shown or found.path), "t", env)
+  local chunk, err
+  local rel = found.path:match("^%[builtin%]/(.*)$") -- not a BBIT_DEV_DIR file
+  if found.origin == "builtin" and rel then -- precompiled (tools/embed.c), under the same chunk name
+    chunk, err = load(host.embedded_chunk(rel), "@" .. found.path, "b", env)
+  else
+    chunk, err = load(found.source, "@" .. (found.shown or found.path), "t", env)
+  end
   if not chunk then
     if found.origin == "builtin" then
       error(err, 0)

@@ -61,6 +61,19 @@ run "$BBIT" run "$T_DIR/lib/main.lua"
 expect_code 0; expect_out "answer=42"
 ok "run can require files beside the script"
 
+# Built-in Lua runs precompiled (tools/embed.c) but keeps its names and lines
+cat >"$T_DIR/lines.lua" <<'LUA'
+local i = debug.getinfo(require("bbit.json").encode, "S")
+print(i.source, i.linedefined > 0)
+local tag = require("bbit.scripts").load("tag")
+local ok, err = pcall(tag.step, tag, 42)
+print(ok, err)
+LUA
+run "$BBIT" run "$T_DIR/lines.lua"
+expect_code 0; expect_out "=[builtin]/stdlib/bbit/json.lua	true"
+expect_out "false	[builtin]/stdlib/bbit/workflow.lua:"
+ok "built-in modules and scripts are precompiled with their chunk names and line numbers"
+
 # Internal errors: a built-in command with a bug exits 70, says "please report".
 dev="$T_DIR/dev"
 mkdir -p "$dev/scripts/commands"
