@@ -207,9 +207,12 @@ int bbit_store_copy_raw(const bbit_store *store, const char *id, int out, char *
  * bbit_store_pack_begin makes every later write of this store (the writer,
  * put, put_file, put_raw_file) go into one new pack, until commit or abort.
  * The objects are readable through this store meanwhile, not through others.
- * A store knows the packs there were when it was opened and those it
- * committed itself: reopen it to see packs other stores committed since
- * (loose objects are seen at once).
+ * A store loads the packs there are when it is opened, and adds those it
+ * commits itself. A read (get, read, verify, open_raw, ...) of an object it
+ * cannot find lists the pack folder again when the folder changed since
+ * (packs another process committed or merged): a reader racing a tag finds
+ * the tag's objects. bbit_store_has does not, it answers from what is
+ * loaded. Loose objects are seen at once.
  * While a pack is open the store belongs to one thread, and it takes one
  * writer at a time. An object known to be BBIT_STORE_PACK_OBJECT_MAX bytes
  * or more (put, put_file, put_raw_file, bbit_store_writer_begin_sized) is

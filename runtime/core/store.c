@@ -932,11 +932,19 @@ static int locate(const bbit_store *store, const char *id, struct store_loc *loc
     return 1;
 }
 
-/* locate, with a missing object as an error. */
+/* locate, with a missing object as an error. A miss first reads the pack
+ * folder again when it changed since the store was opened: packs another
+ * process committed meanwhile (a `bbit show` racing a tag). The store's pack
+ * list is a cache: refreshing it does not change what `store` means. */
 static int locate_existing(const bbit_store *store, const char *id, struct store_loc *loc,
                            char *err, size_t errlen)
 {
     int found = locate(store, id, loc, err, errlen);
+    if (found == 0 && store_packs_changed(store)) {
+        char why[BBIT_STORE_ERR_SIZE];
+        if (store_packs_load((bbit_store *)store, why, sizeof why) == 0)
+            found = locate(store, id, loc, err, errlen);
+    }
     return found == 1 ? 0 : found == 0 ? fail_missing(store, id, err, errlen) : -1;
 }
 

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "bbit/sha256.h"
 #include "bbit/store.h"
@@ -24,6 +25,8 @@ struct bbit_store {
     size_t npacks;
     struct store_pending *pending; /* NULL unless bbit_store_pack_begin */
     char *skipped; /* why a pack was not loaded (the first one), or NULL */
+    struct timespec packdir_mtime; /* of objects/pack when the packs were loaded (0: none) */
+    bool packdir_racy;             /* ... and that was too recent to tell a later change */
 };
 
 /* Where an object's stored bytes (one zstd frame) are: a loose file (owned
@@ -54,6 +57,9 @@ int store_install_loose(bbit_store *store, int fd, const char *tmp, const char *
 
 /* Packs (store_pack.c) */
 int store_packs_load(bbit_store *store, char *err, size_t errlen);
+/* Has objects/pack changed since the packs were loaded (another process
+ * committed or merged packs)? */
+bool store_packs_changed(const bbit_store *store);
 void store_packs_free(bbit_store *store);
 /* 1 and loc (fd not owned) when a pack or the pending pack has id, else 0. */
 int store_pack_find(const bbit_store *store, const char *id, struct store_loc *loc);

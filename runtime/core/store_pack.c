@@ -253,11 +253,35 @@ static int load_dir(const char *packdir, struct store_pack **out, size_t *nout, 
     return vanished ? 1 : 0;
 }
 
+/* Notes the pack folder's mtime before it is listed (see store_packs_changed). */
+static void note_packdir(bbit_store *store)
+{
+    struct stat st;
+    struct timespec now;
+    memset(&store->packdir_mtime, 0, sizeof store->packdir_mtime);
+    store->packdir_racy = false;
+    if (stat(store->packdir, &st) != 0)
+        return;
+    store->packdir_mtime = st.st_mtim;
+    /* timestamps are coarse: a change within the same second may keep it */
+    store->packdir_racy = clock_gettime(CLOCK_REALTIME, &now) != 0 || now.tv_sec - st.st_mtim.tv_sec < 2;
+}
+
+bool store_packs_changed(const bbit_store *store)
+{
+    struct stat st;
+    if (stat(store->packdir, &st) != 0)
+        return store->packdir_mtime.tv_sec != 0 || store->packdir_mtime.tv_nsec != 0;
+    return store->packdir_racy || st.st_mtim.tv_sec != store->packdir_mtime.tv_sec ||
+           st.st_mtim.tv_nsec != store->packdir_mtime.tv_nsec;
+}
+
 static int reload(bbit_store *store, char *err, size_t errlen)
 {
     struct store_pack *packs = NULL;
     size_t n = 0;
     int rc = 1;
+    note_packdir(store);
     free(store->skipped);
     store->skipped = NULL;
     for (int i = 0; i < LOAD_TRIES && rc == 1; i++) {

@@ -20,8 +20,8 @@ local M = {}
 
 local Scope = {}
 -- scope.store is opened on first use: a command that takes the workspace
--- lock sees the packs committed before it got the lock (a store knows the
--- packs there were when it was opened)
+-- lock loads the packs committed before it got the lock (a store loads the
+-- packs there are when it is opened; later ones only when a read misses)
 Scope.__index = function(s, key)
   if key == "store" then
     local st = store.open(s.dir, { create = true })

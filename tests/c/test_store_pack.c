@@ -1889,6 +1889,38 @@ static void test_reader_survives_merge(void **state)
     free(objs);
 }
 
+/* A store opened before another process committed a pack reads its objects:
+ * a read that misses lists the pack folder again when it changed. */
+static void test_reader_sees_later_pack(void **state)
+{
+    struct fixture *f = *state;
+    enum { N = MIN_OBJECTS };
+    struct obj objs[N], first[N];
+    pack_random(f->store, first, N, 300, 7000); /* the folder exists, with one pack */
+    bbit_store *a = open_store(f->sdir, 0);
+    bbit_store *b = open_store(f->sdir, 0);
+    struct bbit_store_pack_result r = pack_random(b, objs, N, 300, 8000);
+    assert_true(r.packed);
+    bbit_store_close(b);
+    /* has() answers from what a loaded (no folder listing per miss); reads refresh */
+    void *got = NULL;
+    size_t len = 0;
+    if (bbit_store_get(a, objs[0].id, 0, &got, &len, f->err, sizeof f->err) != 0)
+        fail_msg("get of an object packed after the open: %s", f->err);
+    free(got);
+    for (int i = 0; i < N; i++)
+        assert_object(a, &objs[i]);
+    for (int i = 0; i < N; i++)
+        assert_object(a, &first[i]);
+    /* a missing object is still missing, after one more look */
+    char missing[65];
+    memset(missing, 'a', 64);
+    missing[64] = '\0';
+    assert_int_equal(bbit_store_get(a, missing, 0, &got, &len, f->err, sizeof f->err), -1);
+    assert_non_null(strstr(f->err, "no object"));
+    bbit_store_close(a);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Durability */
 
@@ -1955,6 +1987,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_merge_dedups_overlapping_packs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_merge_skipped_while_locked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reader_survives_merge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reader_sees_later_pack, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fsync_store_packs, setup_fsync, teardown),
     };
     return cmocka_run_group_tests_name("store_pack", tests, NULL, NULL);
