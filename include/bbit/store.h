@@ -199,7 +199,9 @@ int bbit_store_copy_raw(const bbit_store *store, const char *id, int out, char *
  * that). <name> is the SHA-256 of the sorted ids (its last 16 digits random
  * when that name is taken by a pack still being installed or left half-way).
  * The .idx appears last (by rename, never replacing a file), so a pack is
- * either complete or invisible. Every read still hashes what it returns.
+ * either complete or invisible; a .pack left without its .idx (a commit
+ * killed between the two renames) is removed by the first store that lists
+ * the folder an hour later. Every read still hashes what it returns.
  * A pack that cannot be used (a corrupt index, a .pack missing or damaged)
  * does not stop the store from opening: it is skipped, and a lookup that
  * misses says so ("no object X (a pack could not be read: <file>: <why>)").

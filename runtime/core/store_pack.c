@@ -201,6 +201,30 @@ static bool is_index_name(const char *name)
     return n > 9 && strncmp(name, "pack-", 5) == 0 && strcmp(name + n - 4, ".idx") == 0;
 }
 
+static bool is_pack_name(const char *name)
+{
+    size_t n = strlen(name);
+    return n > 10 && strncmp(name, "pack-", 5) == 0 && strcmp(name + n - 5, ".pack") == 0;
+}
+
+/* A .pack without its .idx is invisible: a commit between its two renames
+ * (milliseconds), or an orphan a killed one left. Orphans older than this
+ * are removed when the folder is listed. */
+enum { ORPHAN_PACK_AGE = 3600 };
+
+static void remove_if_orphan(const char *packdir, const char *pack_name)
+{
+    char idx[PATH_MAX], pack[PATH_MAX];
+    size_t stem = strlen(pack_name) - strlen(".pack");
+    if (snprintf(idx, sizeof idx, "%s/%.*s.idx", packdir, (int)stem, pack_name) >= (int)sizeof idx ||
+        snprintf(pack, sizeof pack, "%s/%s", packdir, pack_name) >= (int)sizeof pack)
+        return;
+    struct stat st;
+    if (access(idx, F_OK) != 0 && errno == ENOENT && stat(pack, &st) == 0 &&
+        time(NULL) - st.st_mtime > ORPHAN_PACK_AGE)
+        unlink(pack); /* best effort: a read-only store keeps it */
+}
+
 /* Loads every usable pack of packdir into *out: 0, 1 when one vanished (a
  * merge removed it: list again), -1 on an error listing the folder. A pack
  * that cannot be used (a corrupt index, a .pack missing or without its
@@ -216,11 +240,12 @@ static int load_dir(const char *packdir, struct store_pack **out, size_t *nout, 
     if (!d)
         return errno == ENOENT ? 0 : store_fail_errno(err, errlen, packdir, NULL);
     struct store_pack *packs = NULL;
-    size_t n = 0, cap = 0;
+    size_t n = 0, cap = 0, npack_files = 0;
     int rc = 0;
     bool vanished = false;
     struct dirent *e;
     while (rc == 0 && (e = readdir(d)) != NULL) {
+        npack_files += is_pack_name(e->d_name);
         if (!is_index_name(e->d_name))
             continue;
         char path[PATH_MAX], why[BBIT_STORE_ERR_SIZE];
@@ -242,6 +267,12 @@ static int load_dir(const char *packdir, struct store_pack **out, size_t *nout, 
             vanished = true;
         else if (!*skipped)
             *skipped = strdup(why + strlen("object store: "));
+    }
+    if (rc == 0 && npack_files > n) { /* more .pack than loaded .idx files */
+        rewinddir(d);
+        while ((e = readdir(d)) != NULL)
+            if (is_pack_name(e->d_name))
+                remove_if_orphan(packdir, e->d_name);
     }
     closedir(d);
     if (rc != 0) {

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -1921,6 +1922,36 @@ static void test_reader_sees_later_pack(void **state)
     bbit_store_close(a);
 }
 
+/* A .pack without its .idx (a commit killed between its two renames) is
+ * removed when a store lists the folder, once it is an hour old; a young one
+ * may be a commit in progress and stays. */
+static void test_orphan_pack_removed_when_old(void **state)
+{
+    struct fixture *f = *state;
+    enum { N = MIN_OBJECTS };
+    struct obj objs[N];
+    pack_random(f->store, objs, N, 300, 9000);
+    char names[2][65], pack[PATH_MAX], idx[PATH_MAX], old_orphan[PATH_MAX], young_orphan[PATH_MAX];
+    assert_int_equal(list_packs(f->packdir, names, 2), 1);
+    pack_paths(f->packdir, names[0], pack, idx);
+    size_t len;
+    unsigned char *bytes = read_whole(pack, &len);
+    snprintf(old_orphan, sizeof old_orphan, "%s/pack-%064d.pack", f->packdir, 1);
+    snprintf(young_orphan, sizeof young_orphan, "%s/pack-%064d.pack", f->packdir, 2);
+    write_whole(old_orphan, bytes, len);
+    write_whole(young_orphan, bytes, len);
+    free(bytes);
+    struct timespec two_hours_ago[2] = {{time(NULL) - 7200, 0}, {time(NULL) - 7200, 0}};
+    assert_int_equal(utimensat(AT_FDCWD, old_orphan, two_hours_ago, 0), 0);
+    bbit_store *s = open_store(f->sdir, 0);
+    assert_false(exists(old_orphan));
+    assert_true(exists(young_orphan));
+    assert_true(exists(pack) && exists(idx));
+    for (int i = 0; i < N; i++)
+        assert_object(s, &objs[i]);
+    bbit_store_close(s);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Durability */
 
@@ -1988,6 +2019,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_merge_skipped_while_locked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reader_survives_merge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reader_sees_later_pack, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_orphan_pack_removed_when_old, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fsync_store_packs, setup_fsync, teardown),
     };
     return cmocka_run_group_tests_name("store_pack", tests, NULL, NULL);
