@@ -30,7 +30,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: timeit OUT CMD [ARGS...]\n");
         return 2;
     }
-    FILE *out = fopen(argv[1], "w");
+    FILE *out = fopen(argv[1], "we"); /* not inherited by the command */
     if (!out) {
         perror(argv[1]);
         return 2;

@@ -20,6 +20,16 @@ const struct bbit_embedded *bbit_embedded_find(const char *path)
     return NULL;
 }
 
+/* Bytecode runs only on the Lua release it was compiled by (tools/embed.c,
+ * at build time): a liblua upgraded to another release since gets the text. */
+static int bytecode_usable(void)
+{
+    static int usable = -1;
+    if (usable < 0)
+        usable = strstr(lua_ident, LUA_RELEASE) != NULL;
+    return usable;
+}
+
 static const char *dev_dir(void)
 {
     const char *d = getenv("BBIT_DEV_DIR");
@@ -59,7 +69,10 @@ static int stdlib_searcher(lua_State *L)
         return 1;
     }
     lua_pushfstring(L, "=[builtin]/%s", rel); /* also the name compiled into the chunk */
-    if (luaL_loadbufferx(L, e->chunk, e->chunk_size, lua_tostring(L, -1), "b") != LUA_OK)
+    int rc = bytecode_usable()
+                 ? luaL_loadbufferx(L, e->chunk, e->chunk_size, lua_tostring(L, -1), "b")
+                 : luaL_loadbufferx(L, e->data, e->size, lua_tostring(L, -1), "t");
+    if (rc != LUA_OK)
         return luaL_error(L, "error loading built-in module '%s':\n\t%s", name,
                           lua_tostring(L, -1));
     lua_pushfstring(L, "[builtin]/%s", rel);
@@ -76,11 +89,12 @@ static int host_embedded(lua_State *L)
     return 1;
 }
 
-// bytecode = core.host.embedded_chunk(path): a built-in file compiled (load it with mode "b"), or nil
+// bytecode = core.host.embedded_chunk(path): a built-in file compiled (load it with mode "b"),
+// or nil (no such file, or the running Lua is not the release it was compiled by)
 static int host_embedded_chunk(lua_State *L)
 {
     const struct bbit_embedded *e = bbit_embedded_find(luaL_checkstring(L, 1));
-    if (!e)
+    if (!e || !bytecode_usable())
         return 0;
     lua_pushlstring(L, e->chunk, e->chunk_size);
     return 1;

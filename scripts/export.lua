@@ -89,8 +89,10 @@ local function finish_journal(ws, j, quiet)
           return finish_journal(ws, { state = "committing", servers = {}, id = j.id, components = j.components },
             quiet)
         end
-        -- did it commit? Only the server knows: keep the journal, ask again next time
-        error(err, 0)
+        -- did it commit? Only the server knows: the journal stays, asked again next time
+        errors.fail(("cannot tell whether the export %s to %s committed: %s"):format(j.id, s.url, errors.message(err)),
+          ("run `bbit export` again once the server answers; to give up on it instead, remove %s/journal/%s.json"
+            .. " (its versions stay staged and are exported again)"):format(ws.scope.dir, JOURNAL))
       end
     end
   end
@@ -442,9 +444,14 @@ export:step("prepare", function(ctx)
     end
     local ok, result = pcall(prepare, ctx, server, body, j.id, j.one_phase)
     if not ok then
-      -- presumed abort: release what the other servers prepared
-      finish_journal(ws, j, true)
-      error(result, 0)
+      -- presumed abort: release what the other servers prepared. A one-phase
+      -- prepare whose answer was lost may have committed: then it is done.
+      local asked, committed = pcall(finish_journal, ws, j, true)
+      if asked and committed then
+        ctx.committed, ctx.updated = true, true
+        return
+      end
+      error(result, 0) -- the prepare's own error (an interrupt stays one)
     end
     ctx.committed = result.state == "committed" -- else a server without one-phase commits
     j.servers[i].txn = result.id or j.id
@@ -471,6 +478,9 @@ export:step("commit", function(ctx)
 end)
 
 export:step("update", function(ctx)
+  if ctx.updated then -- done when prepare learned it had committed
+    return
+  end
   local ws = ctx.workspace
   update_local(ws, ctx.journal.components)
   ws.scope:journal_clear(JOURNAL)

@@ -37,8 +37,9 @@
  *
  * Threads: there is no global state. Without an open pack (see Packs) a
  * bbit_store is read-only after open, so distinct threads may call any
- * function on one store concurrently; a writer belongs to one thread at a
- * time.
+ * function on one store concurrently (a read that misses may load the pack
+ * list again: under a lock, the old list kept until close); a writer
+ * belongs to one thread at a time.
  */
 #ifndef BBIT_STORE_H
 #define BBIT_STORE_H

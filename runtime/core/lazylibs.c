@@ -101,7 +101,8 @@ const struct bbit_archive_api *bbit_archive_api(void)
 /* Prefetching: a thread dlopens the library; the dynamic linker's lock
  * makes a first use on the main thread wait for it. The threads are joined
  * at exit (a library's constructors must not run while exit runs
- * destructors) and block every signal (they go to the main thread). */
+ * destructors; main.c's _exit runs none) and block every signal (they go to
+ * the main thread). */
 static pthread_t prefetchers[2];
 static int nprefetchers;
 static pthread_mutex_t prefetch_lock = PTHREAD_MUTEX_INITIALIZER;

@@ -222,6 +222,7 @@ static void store_free(bbit_store *store)
     free(store->tmp);
     free(store->packdir);
     store_packs_free(store);
+    pthread_mutex_destroy(&store->lock);
     free(store);
 }
 
@@ -250,6 +251,7 @@ bbit_store *bbit_store_open(const char *dir, unsigned flags, char *err, size_t e
         store_fail(err, errlen, "%s: out of memory", dir);
         return NULL;
     }
+    pthread_mutex_init(&store->lock, NULL); /* destroyed by store_free */
     for (size_t n = strlen(store->dir); n > 1 && store->dir[n - 1] == '/'; n--)
         store->dir[n - 1] = '\0';
     store->objects = join(store->dir, "objects");
@@ -304,9 +306,11 @@ static void fanout_dir(const bbit_store *store, const char *id, char *out)
 
 static int fail_missing(const bbit_store *store, const char *id, char *err, size_t errlen)
 {
-    if (store->skipped)
+    char skipped[BBIT_STORE_ERR_SIZE];
+    store_packs_skipped(store, skipped, sizeof skipped);
+    if (*skipped)
         return store_fail(err, errlen, "%s: no object %s (a pack could not be read: %s)",
-                          store->dir, id, store->skipped);
+                          store->dir, id, skipped);
     return store_fail(err, errlen, "%s: no object %s", store->dir, id);
 }
 
@@ -940,11 +944,8 @@ static int locate_existing(const bbit_store *store, const char *id, struct store
                            char *err, size_t errlen)
 {
     int found = locate(store, id, loc, err, errlen);
-    if (found == 0 && store_packs_changed(store)) {
-        char why[BBIT_STORE_ERR_SIZE];
-        if (store_packs_load((bbit_store *)store, why, sizeof why) == 0)
-            found = locate(store, id, loc, err, errlen);
-    }
+    if (found == 0 && store_packs_refresh(store))
+        found = locate(store, id, loc, err, errlen);
     return found == 1 ? 0 : found == 0 ? fail_missing(store, id, err, errlen) : -1;
 }
 

@@ -4,6 +4,7 @@
 #define BBIT_STORE_INTERNAL_H
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -27,6 +28,11 @@ struct bbit_store {
     char *skipped; /* why a pack was not loaded (the first one), or NULL */
     struct timespec packdir_mtime; /* of objects/pack when the packs were loaded (0: none) */
     bool packdir_racy;             /* ... and that was too recent to tell a later change */
+    /* A read that misses may load the packs again (store_packs_refresh) while
+     * other threads read: lookups and that refresh hold this lock, and a
+     * replaced pack list is kept (fds and mappings valid) until close. */
+    pthread_mutex_t lock;
+    struct retired_packs *retired;
 };
 
 /* Where an object's stored bytes (one zstd frame) are: a loose file (owned
@@ -57,9 +63,12 @@ int store_install_loose(bbit_store *store, int fd, const char *tmp, const char *
 
 /* Packs (store_pack.c) */
 int store_packs_load(bbit_store *store, char *err, size_t errlen);
-/* Has objects/pack changed since the packs were loaded (another process
- * committed or merged packs)? */
-bool store_packs_changed(const bbit_store *store);
+/* A read missed: loads the packs again when objects/pack changed since they
+ * were loaded (another process committed or merged packs). True when it did
+ * (the read should look again). Thread-safe; failures keep what was loaded. */
+bool store_packs_refresh(const bbit_store *store);
+/* The reason a pack was skipped (see bbit_store skipped) into out, or "". */
+void store_packs_skipped(const bbit_store *store, char *out, size_t outlen);
 void store_packs_free(bbit_store *store);
 /* 1 and loc (fd not owned) when a pack or the pending pack has id, else 0. */
 int store_pack_find(const bbit_store *store, const char *id, struct store_loc *loc);

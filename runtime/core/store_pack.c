@@ -284,52 +284,119 @@ static int load_dir(const char *packdir, struct store_pack **out, size_t *nout, 
     return vanished ? 1 : 0;
 }
 
-/* Notes the pack folder's mtime before it is listed (see store_packs_changed). */
-static void note_packdir(bbit_store *store)
+/* The pack folder's mtime, and whether it is too recent to tell a later
+ * change (timestamps are coarse: one within the same second may keep it). */
+static void packdir_stamp(const char *packdir, struct timespec *mtime, bool *racy)
 {
     struct stat st;
     struct timespec now;
-    memset(&store->packdir_mtime, 0, sizeof store->packdir_mtime);
-    store->packdir_racy = false;
-    if (stat(store->packdir, &st) != 0)
+    memset(mtime, 0, sizeof *mtime);
+    *racy = false;
+    if (stat(packdir, &st) != 0)
         return;
-    store->packdir_mtime = st.st_mtim;
-    /* timestamps are coarse: a change within the same second may keep it */
-    store->packdir_racy = clock_gettime(CLOCK_REALTIME, &now) != 0 || now.tv_sec - st.st_mtim.tv_sec < 2;
+    *mtime = st.st_mtim;
+    *racy = clock_gettime(CLOCK_REALTIME, &now) != 0 || now.tv_sec - st.st_mtim.tv_sec < 2;
 }
 
-bool store_packs_changed(const bbit_store *store)
+struct retired_packs {
+    struct store_pack *packs;
+    size_t n;
+    struct retired_packs *next;
+};
+
+/* Installs a loaded pack list; the one it replaces is kept until close (a
+ * lookup on another thread may be using its fds). Called with store->lock. */
+static void install_list(bbit_store *store, struct store_pack *packs, size_t n, char *skipped,
+                         struct timespec mtime, bool racy)
 {
-    struct stat st;
-    if (stat(store->packdir, &st) != 0)
-        return store->packdir_mtime.tv_sec != 0 || store->packdir_mtime.tv_nsec != 0;
-    return store->packdir_racy || st.st_mtim.tv_sec != store->packdir_mtime.tv_sec ||
-           st.st_mtim.tv_nsec != store->packdir_mtime.tv_nsec;
+    struct retired_packs *r = malloc(sizeof *r);
+    if (r) {
+        r->packs = store->packs;
+        r->n = store->npacks;
+        r->next = store->retired;
+        store->retired = r;
+    } else {
+        packs_unload(store->packs, store->npacks); /* out of memory: single-threaded use only */
+    }
+    free(store->skipped);
+    store->skipped = skipped;
+    store->packs = packs;
+    store->npacks = n;
+    store->packdir_mtime = mtime;
+    store->packdir_racy = racy;
+}
+
+/* Lists the pack folder into *packs (retrying while packs vanish: a merge
+ * removing its sources). 0, or -1 on an error listing it. */
+static int load_packs(const char *packdir, struct store_pack **packs, size_t *n, char **skipped,
+                      char *err, size_t errlen)
+{
+    int rc = 1;
+    *packs = NULL;
+    *n = 0;
+    *skipped = NULL;
+    for (int i = 0; i < LOAD_TRIES && rc == 1; i++) {
+        if (i > 0) {
+            packs_unload(*packs, *n);
+            free(*skipped);
+            *skipped = NULL;
+            usleep(10000u << i); /* a merge removing its sources: let it finish */
+        }
+        rc = load_dir(packdir, packs, n, skipped, err, errlen);
+    }
+    if (rc < 0) {
+        free(*skipped);
+        *skipped = NULL;
+        return -1;
+    }
+    /* still vanishing after the retries: what was loaded (a merged pack
+     * listed after its sources went) is used */
+    return 0;
 }
 
 static int reload(bbit_store *store, char *err, size_t errlen)
 {
-    struct store_pack *packs = NULL;
-    size_t n = 0;
-    int rc = 1;
-    note_packdir(store);
-    free(store->skipped);
-    store->skipped = NULL;
-    for (int i = 0; i < LOAD_TRIES && rc == 1; i++) {
-        if (i > 0) {
-            packs_unload(packs, n);
-            usleep(10000u << i); /* a merge removing its sources: let it finish */
-        }
-        rc = load_dir(store->packdir, &packs, &n, &store->skipped, err, errlen);
-    }
-    if (rc < 0)
+    struct store_pack *packs;
+    size_t n;
+    char *skipped;
+    struct timespec mtime;
+    bool racy;
+    packdir_stamp(store->packdir, &mtime, &racy); /* before listing: a later change shows */
+    if (load_packs(store->packdir, &packs, &n, &skipped, err, errlen) != 0)
         return -1;
-    /* still vanishing after the retries: what was loaded (a merged pack
-     * listed after its sources went) is used */
-    packs_unload(store->packs, store->npacks);
-    store->packs = packs;
-    store->npacks = n;
+    pthread_mutex_lock(&store->lock);
+    install_list(store, packs, n, skipped, mtime, racy);
+    pthread_mutex_unlock(&store->lock);
     return 0;
+}
+
+bool store_packs_refresh(const bbit_store *cstore)
+{
+    bbit_store *store = (bbit_store *)cstore; /* its pack list is a cache of the folder */
+    struct timespec mtime;
+    bool racy, refreshed = false;
+    pthread_mutex_lock(&store->lock);
+    packdir_stamp(store->packdir, &mtime, &racy);
+    if (store->packdir_racy || mtime.tv_sec != store->packdir_mtime.tv_sec ||
+        mtime.tv_nsec != store->packdir_mtime.tv_nsec) {
+        struct store_pack *packs;
+        size_t n;
+        char *skipped, err[BBIT_STORE_ERR_SIZE];
+        if (load_packs(store->packdir, &packs, &n, &skipped, err, sizeof err) == 0) {
+            install_list(store, packs, n, skipped, mtime, racy);
+            refreshed = true;
+        }
+    }
+    pthread_mutex_unlock(&store->lock);
+    return refreshed;
+}
+
+void store_packs_skipped(const bbit_store *cstore, char *out, size_t outlen)
+{
+    bbit_store *store = (bbit_store *)cstore;
+    pthread_mutex_lock(&store->lock);
+    snprintf(out, outlen, "%s", store->skipped ? store->skipped : "");
+    pthread_mutex_unlock(&store->lock);
 }
 
 int store_packs_load(bbit_store *store, char *err, size_t errlen)
@@ -352,6 +419,12 @@ static void pending_free(struct store_pending *p)
 
 void store_packs_free(bbit_store *store)
 {
+    while (store->retired) {
+        struct retired_packs *r = store->retired;
+        store->retired = r->next;
+        packs_unload(r->packs, r->n);
+        free(r);
+    }
     pending_free(store->pending);
     store->pending = NULL;
     packs_unload(store->packs, store->npacks);
@@ -421,15 +494,18 @@ int store_pack_find(const bbit_store *store, const char *id, struct store_loc *l
             return 1;
         }
     }
-    for (size_t i = store->npacks; i-- > 0;) {
+    int found = 0;
+    pthread_mutex_lock((pthread_mutex_t *)&store->lock); /* a refresh may replace the list */
+    for (size_t i = store->npacks; i-- > 0 && !found;) {
         const struct store_pack *p = &store->packs[i];
         if (pack_search(p, bin, &loc->offset, &loc->length)) {
-            loc->fd = p->fd;
+            loc->fd = p->fd; /* stays open: a replaced list is kept until close */
             snprintf(loc->path, sizeof loc->path, "%s", p->path);
-            return 1;
+            found = 1;
         }
     }
-    return 0;
+    pthread_mutex_unlock((pthread_mutex_t *)&store->lock);
+    return found;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -619,6 +695,10 @@ static int install_pack(bbit_store *store, struct store_pending *p, bool sync,
         return store_fail_errno(err, errlen, p->path, "fsync");
     if (fchmod(p->fd, 0444) != 0)
         return store_fail_errno(err, errlen, p->path, "chmod");
+    /* its mtime is now: the orphan check (remove_if_orphan) must not take a
+     * pack whose last object was written long ago for one left by a crash */
+    if (futimens(p->fd, NULL) != 0)
+        return store_fail_errno(err, errlen, p->path, "touch");
     if (write_index(store, p, sync, idx_tmp, name, err, errlen) != 0)
         return -1;
     int rc = 0;

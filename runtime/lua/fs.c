@@ -118,7 +118,7 @@ static char *dir_of(const char *path)
 /* fsync of a file or a directory (its entries); -1 with errno on failure. */
 static int fsync_path(const char *path)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not block */
     if (fd < 0)
         return -1;
     int r = fsync(fd);
@@ -301,10 +301,8 @@ static void atomic_abort(struct atomic_file *a)
     errno = e;
 }
 
-enum { SYNC_NONE, SYNC_FILE_AND_DIR, SYNC_FILE };
-
-/* chmod, fsync, close, rename over path, fsync the directory (per sync). On
- * failure the temp file is gone and errno says why. */
+/* chmod, fsync, close, rename over path, fsync the directory. On failure the
+ * temp file is gone and errno says why. */
 static int atomic_commit(struct atomic_file *a, const char *path, mode_t mode, int sync)
 {
     if (fchmod(a->fd, mode) != 0 || (sync && fsync(a->fd) != 0)) {
@@ -319,7 +317,7 @@ static int atomic_commit(struct atomic_file *a, const char *path, mode_t mode, i
     }
     free(a->tmp);
     a->tmp = NULL;
-    if (sync == SYNC_FILE_AND_DIR) {
+    if (sync) {
         char *dir = dir_of(path);
         int r = dir ? fsync_path(dir) : -1;
         free(dir);
@@ -340,20 +338,14 @@ static mode_t target_mode(const char *path, lua_Integer mode)
     return 0644;
 }
 
-// true = core.fs.write(path, data, mode?, fsync?): atomic (temp file + rename); mode default:
-// keep or 0644; fsync: true (default: the file and its directory), "file" (the file only), false
+// true = core.fs.write(path, data, mode?, fsync?): atomic (temp file + rename); mode default: keep or 0644
 static int fs_write(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
     size_t len;
     const char *data = luaL_checklstring(L, 2, &len);
     lua_Integer mode = lua_isnoneornil(L, 3) ? -1 : (lua_Integer)check_mode(L, 3, 0);
-    int sync = SYNC_FILE_AND_DIR;
-    if (lua_type(L, 4) == LUA_TSTRING) {
-        luaL_argcheck(L, strcmp(lua_tostring(L, 4), "file") == 0, 4, "expected a boolean or \"file\"");
-        sync = SYNC_FILE;
-    } else if (!lua_isnoneornil(L, 4) && !lua_toboolean(L, 4))
-        sync = SYNC_NONE;
+    int sync = lua_isnoneornil(L, 4) ? 1 : lua_toboolean(L, 4);
     mode_t m = target_mode(path, mode);
     struct atomic_file a;
     if (atomic_begin(&a, path) != 0)
@@ -918,8 +910,8 @@ static const char *copy_in(char **at, const char *s, size_t len)
 }
 
 // job = core.fs.walk_digests(roots, opts, recent_ns): starts worker threads (opts.threads at most)
-// digesting each
-// root as walk_digest would; job:get(i) -> digest | false, unstable (waits for root i; false
+// digesting each root as walk_digest would; job:get(i) -> digest | false, unstable (root i, done
+// by the caller or waited for; false
 // when it is not a plain directory or its walk failed: call walk_digest on it for the error)
 static int fs_walk_digests(lua_State *L)
 {
@@ -992,7 +984,7 @@ static int fs_walk_digests(lua_State *L)
     return 1;
 }
 
-// digest | false, unstable = job:get(i): waits until root i is done
+// digest | false, unstable = job:get(i): root i's, once done (digesting unclaimed roots meanwhile)
 static int digest_job_get(lua_State *L)
 {
     struct digest_job *j = bbit_check_open(L, 1, DIGEST_JOB_TYPE, "walk_digests job");
@@ -1465,6 +1457,7 @@ int luaopen_bbit_core_fs(lua_State *L)
     set_int(L, "ENOTEMPTY", ENOTEMPTY);
     set_int(L, "EWOULDBLOCK", EWOULDBLOCK);
     set_int(L, "ELOOP", ELOOP);
+    set_int(L, "EXDEV", EXDEV);
     lua_setfield(L, -2, "errno");
     return 1;
 }

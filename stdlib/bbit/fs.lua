@@ -115,12 +115,10 @@ end
 --- at `path` is replaced by a regular file. The parent directory must exist.
 --- Options: `mode` the permission bits (default: the existing file's, else
 --- 0o644; set exactly, the umask does not apply); `fsync = false` skips the
---- flushes (faster, not durable across a crash); `fsync = "file"` flushes the
---- file but not its directory (for several files in one directory: then one
---- `fs.sync(dir)` makes them all durable). Raises "fs.write: PATH: reason".
+--- flushes (faster, not durable across a crash). Raises "fs.write: PATH: reason".
 ---@param path string
 ---@param data string
----@param opts? {mode?: integer|string, fsync?: boolean|"file"}
+---@param opts? {mode?: integer|string, fsync?: boolean}
 function M.write(path, data, opts)
   errors.check(M.try_write(path, data, opts))
 end
@@ -128,16 +126,12 @@ end
 --- Like `write`, but returns `nil, err` instead of raising.
 ---@param path string
 ---@param data string
----@param opts? {mode?: integer|string, fsync?: boolean|"file"}
+---@param opts? {mode?: integer|string, fsync?: boolean}
 ---@return true? ok
 ---@return string? err "fs.write: PATH: reason"
 function M.try_write(path, data, opts)
   opts = opts or {}
-  local sync = opts.fsync
-  if sync == nil then
-    sync = true
-  end
-  local ok, err = core.write(path, data, opts.mode, sync)
+  local ok, err = core.write(path, data, opts.mode, opts.fsync ~= false)
   return ok, err
 end
 

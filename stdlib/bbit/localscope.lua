@@ -210,7 +210,7 @@ end
 -- update of tag, export, reset and import has its own, see
 -- Workspace:commit_changes.)
 
---- Writes the journal entry `name` (e.g. "tag") with `data` (fsynced).
+--- Writes the journal entry `name` (e.g. "export") with `data` (fsynced).
 ---@param name string
 ---@param data table
 function Scope:journal_write(name, data)

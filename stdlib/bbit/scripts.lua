@@ -166,8 +166,9 @@ function M.run_chunk(found, workspace_root)
   end
   local chunk, err
   local rel = found.path:match("^%[builtin%]/(.*)$") -- not a BBIT_DEV_DIR file
-  if found.origin == "builtin" and rel then -- precompiled (tools/embed.c), under the same chunk name
-    chunk, err = load(host.embedded_chunk(rel), "@" .. found.path, "b", env)
+  local code = found.origin == "builtin" and rel and host.embedded_chunk(rel)
+  if code then -- precompiled (tools/embed.c), under the same chunk name
+    chunk, err = load(code, "@" .. found.path, "b", env)
   else
     chunk, err = load(found.source, "@" .. (found.shown or found.path), "t", env)
   end

@@ -105,19 +105,25 @@ end
 
 -- A change of refs.json and .bitmap together goes through the journal: both
 -- new files are first written complete into .bit/journal/ (NAME.refs.json,
--- then NAME.bitmap) and made durable, then renamed over refs.json and .bitmap,
--- in that order. So NAME.bitmap present means the update was decided: the
--- next command finishes it (roll forward); NAME.refs.json alone means it was
--- interrupted before, and nothing had changed.
+-- then NAME.bitmap), each durable before the next step, then renamed over
+-- refs.json and .bitmap in that order, each rename durable before the next.
+-- So NAME.bitmap present means the update was decided: the next command
+-- finishes it (roll forward); NAME.refs.json alone means it was interrupted
+-- before, and nothing had changed.
 local function journal_paths(ws, name)
   local dir = ws.scope.dir .. "/journal/" .. name
   return dir .. ".refs.json", dir .. ".bitmap"
 end
 
 -- .bit/journal and the workspace root can be on different filesystems (a
--- mounted .git): then the new .bitmap is copied (atomically) instead
+-- mounted .git): then the new .bitmap is copied (atomically, synced) instead
 local function move(from, to)
-  if not fs.try_rename(from, to) then
+  local core_fs = require("bbit.core.fs")
+  local ok, err, code = core_fs.rename(from, to)
+  if not ok then
+    if code ~= core_fs.errno.EXDEV then
+      errors.fail(err)
+    end
     fs.write(to, fs.read(from), { mode = fs.stat(from).mode })
     fs.remove(from)
   end
@@ -127,10 +133,10 @@ local function apply_journal(ws, name)
   local refs_new, bitmap_new = journal_paths(ws, name)
   if fs.exists(refs_new) then -- else renamed before an interruption
     fs.rename(refs_new, ws.scope.dir .. "/refs.json")
+    fs.sync(ws.scope.dir) -- durable before NAME.bitmap, the mark of the update, goes
   end
   fault.point(name .. ":after-refs")
   move(bitmap_new, ws.root .. "/.bitmap")
-  fs.sync(ws.scope.dir)
   fs.sync(ws.root)
   ws.scope._refs = nil
 end
@@ -160,12 +166,14 @@ end
 ---@param name string the command, e.g. "tag"
 function Workspace:commit_changes(name)
   local refs_new, bitmap_new = journal_paths(self, name)
-  local bitmap_path = self.root .. "/.bitmap"
-  local st = fs.stat(bitmap_path)
+  local function mode_of(path) -- the new file keeps the old one's permissions
+    local st = fs.stat(path)
+    return st and st.mode & 511 or nil
+  end
   fs.mkdir(self.scope.dir .. "/journal")
-  fs.write(refs_new, json.encode(self.scope:refs(), { pretty = true }), { fsync = "file" })
-  fs.write(bitmap_new, self.bitmap:encode(), { fsync = "file", mode = st and st.mode & 511 or nil })
-  fs.sync(self.scope.dir .. "/journal") -- both new files durable: decided
+  -- each written, synced with its folder (fs.write), before the next
+  fs.write(refs_new, json.encode(self.scope:refs(), { pretty = true }), { mode = mode_of(self.scope.dir .. "/refs.json") })
+  fs.write(bitmap_new, self.bitmap:encode(), { mode = mode_of(self.root .. "/.bitmap") }) -- decided
   fault.point(name .. ":after-journal")
   apply_journal(self, name)
 end
