@@ -73,6 +73,10 @@ int srv_random_hex(char *out, size_t nbytes);
  * the SQLite transaction, before COMMIT), server:after-commit (committed, not
  * yet answered). */
 void srv_fault_point(const char *name);
+/* Does BBIT_FAULT name this point? For faults other than a crash:
+ * server:prepare-lost (a prepare is committed, then answered 500, as if its
+ * answer had been lost). */
+bool srv_fault_wanted(const char *name);
 
 /* Lowercase hex SHA-256 of s. */
 void srv_sha256_hex(const void *data, size_t len, char out[65]);

@@ -751,6 +751,11 @@ int txn_prepare(struct srv_request *r)
     }
     cJSON *comps_json = cJSON_DetachItemFromObjectCaseSensitive(stored, "components");
     cJSON_Delete(stored);
+    if (srv_fault_wanted("server:prepare-lost")) { /* done, but the client cannot know it */
+        cJSON_Delete(comps_json);
+        srv_send_internal(r, "fault injected after the commit (BBIT_FAULT)");
+        goto out;
+    }
     srv_send_json(r, 201, txn_json(id, commit ? "committed" : "prepared", now,
                                    now + SRV_TXN_TTL_SECONDS, comps_json));
     goto out;

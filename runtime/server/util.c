@@ -288,10 +288,15 @@ int srv_role_parse(const char *s)
     return -1;
 }
 
-void srv_fault_point(const char *name)
+bool srv_fault_wanted(const char *name)
 {
     const char *wanted = getenv("BBIT_FAULT");
-    if (wanted && strcmp(wanted, name) == 0) {
+    return wanted && strcmp(wanted, name) == 0;
+}
+
+void srv_fault_point(const char *name)
+{
+    if (srv_fault_wanted(name)) {
         fprintf(stderr, "bbit serve: crash point %s (BBIT_FAULT)\n", name);
         kill(getpid(), SIGKILL);
     }

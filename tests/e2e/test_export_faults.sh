@@ -83,6 +83,23 @@ expect_out "finished the interrupted export"
 same_as_reference S2 S2 "$T_DIR/w2"
 ok "one server dies after committing, before answering: the journal is kept until it can tell; the next export finishes"
 
+# --- one server: it commits but its answer is lost -----------------------------
+# (server:prepare-lost answers 500 after committing: the client's abort learns
+# it committed, and the same run ends the export, exit 0)
+server_setup S10
+BBIT_FAULT=server:prepare-lost server_start S10
+make_workspace "$T_DIR/w7"
+cd "$T_DIR/w7"
+"$BBIT" tag -m "first version" >/dev/null
+"$BBIT" remote add "$S10_URL" >/dev/null
+server_login S10
+run "$BBIT" export
+expect_code 0; expect_out "exported 3 component(s)"
+grep -q "POST /api/v1/transactions 500" "$T_DIR/server-S10.log" || fail "the fault did not fire"
+[ ! -e .bit/journal/export.json ] || fail "the export journal was left"
+same_as_reference S10 S10 "$T_DIR/w7"
+ok "one server commits but its answer is lost: the same export run learns it and finishes (exit 0)"
+
 # --- two servers: one is killed between the commits ------------------------
 server_setup S3
 server_setup S4
