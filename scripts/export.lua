@@ -13,7 +13,9 @@
 --   prepare    one transaction per server (all its scopes): objects verified,
 --              heads checked, components locked; nothing visible yet. With a
 --              single server there is nothing to coordinate: it commits as
---              soon as it has prepared (one request), and commit has nothing to do
+--              soon as it has prepared (one request), nothing is journaled
+--              (interrupted, it is committed or absent: the next export ends
+--              it), and commit has nothing to do
 --   commit     the decision is journaled, then every server commits
 --   update     refs and .bitmap (SPEC §2.2), through the journal
 --   report     the summary and the git hint
@@ -80,24 +82,26 @@ local function finish_journal(ws, j, quiet)
   end
   for _, s in ipairs(j.servers) do
     if s.txn then
-      local ok, err = pcall(function()
+      pcall(function()
         remote.client(s.url):abort(s.txn)
       end)
-      if j.one_phase and not ok then
-        if type(err) == "table" and err.code == "transaction_committed" then
-          -- a one-phase prepare committed before the interruption
-          return finish_journal(ws, { state = "committing", servers = {}, id = j.id, components = j.components },
-            quiet)
-        end
-        -- did it commit? Only the server knows: the journal stays, asked again next time
-        errors.fail(("cannot tell whether the export %s to %s committed: %s"):format(j.id, s.url, errors.message(err)),
-          ("run `bbit export` again once the server answers; to give up on it instead, remove %s/journal/%s.json"
-            .. " (its versions stay staged and are exported again)"):format(ws.scope.dir, JOURNAL))
-      end
     end
   end
   ws.scope:journal_clear(JOURNAL)
   return false
+end
+
+-- A one-phase prepare (one server) failed: its answer may have been lost
+-- after the server committed. Asking to abort tells: "already committed"
+-- means the export is done. Anything else leaves nothing behind on the
+-- server (aborted, or never arrived and now refused), or it is unreachable:
+-- then a later `bbit export` sends the same versions again, which the
+-- server accepts as they are (or has already).
+local function committed_anyway(url, txn)
+  local ok, err = pcall(function()
+    remote.client(url):abort(txn)
+  end)
+  return not ok and type(err) == "table" and err.code == "transaction_committed"
 end
 
 export:step("resume", function(ctx)
@@ -415,8 +419,10 @@ end
 export:step("prepare", function(ctx)
   local ws = ctx.workspace
   local j = { id = require("bbit.hash").random_hex(16), state = "preparing", servers = {}, components = {} }
-  -- one server: it commits when prepared (see the top of this file)
-  j.one_phase = #ctx.server_urls == 1 or nil
+  -- one server: it commits when prepared (see the top of this file), and
+  -- nothing needs journaling: an interrupted one-phase export is either
+  -- committed or absent, and the next `bbit export` completes it either way
+  local one_phase = #ctx.server_urls == 1
   for _, url in ipairs(ctx.server_urls) do
     -- the transaction id is ours and journaled first, so an interrupted
     -- export can always commit or abort what a server prepared
@@ -428,7 +434,10 @@ export:step("prepare", function(ctx)
     end
   end
   ctx.journal = j
-  ws.scope:journal_write(JOURNAL, j)
+  if not one_phase then
+    ws.scope:journal_write(JOURNAL, j)
+    ctx.journaled = true
+  end
   local changed = false
   for i, url in ipairs(ctx.server_urls) do
     local server = ctx.servers[url]
@@ -442,22 +451,23 @@ export:step("prepare", function(ctx)
         body[#body + 1] = { scope = scope, name = c.id, versions = json.array(versions) }
       end
     end
-    local ok, result = pcall(prepare, ctx, server, body, j.id, j.one_phase)
+    local ok, result = pcall(prepare, ctx, server, body, j.id, one_phase)
     if not ok then
-      -- presumed abort: release what the other servers prepared. A one-phase
-      -- prepare whose answer was lost may have committed: then it is done.
-      local asked, committed = pcall(finish_journal, ws, j, true)
-      if asked and committed then
-        ctx.committed, ctx.updated = true, true
-        return
+      if one_phase then
+        if not errors.is_interrupt(result) and committed_anyway(url, j.id) then
+          ctx.committed = true
+          return
+        end
+      else -- presumed abort: release what the other servers prepared
+        finish_journal(ws, j, true)
       end
-      error(result, 0) -- the prepare's own error (an interrupt stays one)
+      error(result, 0)
     end
     ctx.committed = result.state == "committed" -- else a server without one-phase commits
     j.servers[i].txn = result.id or j.id
     changed = changed or j.servers[i].txn ~= j.id
   end
-  if changed then -- a server chose its own id: the journal must know it
+  if changed and ctx.journaled then -- a server chose its own id: the journal must know it
     ws.scope:journal_write(JOURNAL, j)
   end
   fault.point("export:after-prepare")
@@ -470,7 +480,8 @@ export:step("commit", function(ctx)
   local ws = ctx.workspace
   local j = ctx.journal
   j.state = "committing" -- the decision: from here on, every server commits
-  ws.scope:journal_write(JOURNAL, j)
+  ws.scope:journal_write(JOURNAL, j) -- (also for a server that ignored one-phase)
+  ctx.journaled = true
   for _, s in ipairs(j.servers) do
     remote.client(s.url):commit(s.txn)
     fault.point("export:after-commit")
@@ -478,12 +489,11 @@ export:step("commit", function(ctx)
 end)
 
 export:step("update", function(ctx)
-  if ctx.updated then -- done when prepare learned it had committed
-    return
-  end
   local ws = ctx.workspace
   update_local(ws, ctx.journal.components)
-  ws.scope:journal_clear(JOURNAL)
+  if ctx.journaled then
+    ws.scope:journal_clear(JOURNAL)
+  end
 end)
 
 export:step("report", function(ctx)
