@@ -81,19 +81,11 @@ function Scope:clean_temp()
   end
 end
 
-local function read_json(path, default)
-  local value = json.read_if_exists(path)
-  if value == nil then
-    return default
-  end
-  return value
-end
-
 --- The refs (loaded once per scope object).
 ---@return table
 function Scope:refs()
   if not self._refs then
-    self._refs = read_json(self.dir .. "/refs.json", nil) or { format = 1, components = {} }
+    self._refs = json.read_if_exists(self.dir .. "/refs.json") or { format = 1, components = {} }
     self._refs.components = self._refs.components or {}
   end
   return self._refs
@@ -177,7 +169,7 @@ end
 ---@return table
 function Scope:index()
   if not self._index then
-    local ok, index = pcall(read_json, self.dir .. "/index.json", nil)
+    local ok, index = pcall(json.read_if_exists, self.dir .. "/index.json")
     -- A damaged or older stat cache is only a cache: start over.
     if not ok or type(index) ~= "table" or index.format ~= 4 then
       index = { format = 4, components = {}, deps = {} }
@@ -228,7 +220,7 @@ end
 ---@param name string
 ---@return table|nil
 function Scope:journal_read(name)
-  return read_json(self.dir .. "/journal/" .. name .. ".json", nil)
+  return json.read_if_exists(self.dir .. "/journal/" .. name .. ".json")
 end
 
 return M

@@ -405,6 +405,17 @@ static void assert_index_format(const char *packdir, const char *name, uint64_t 
     free(pbuf);
 }
 
+/* The store holds exactly one pack: n objects whose stored bytes total
+ * `bytes` (after the magic), with a well-formed index. */
+static void assert_one_pack(const struct fixture *f, uint64_t n, uint64_t bytes)
+{
+    char names[1][65], pack[PATH_MAX], idx[PATH_MAX];
+    assert_int_equal(list_packs(f->packdir, names, 1), 1);
+    pack_paths(f->packdir, names[0], pack, idx);
+    assert_int_equal(file_size(pack), 8 + bytes);
+    assert_index_format(f->packdir, names[0], n);
+}
+
 /* Flips one byte of file path at offset (read-only files made writable first). */
 static void flip_byte(const char *path, uint64_t offset)
 {
@@ -742,12 +753,7 @@ static void test_pack_duplicates_not_repeated(void **state)
     struct bbit_store_pack_result r = commit(f->store, false);
     assert_true(r.packed);
     assert_int_equal(r.objects, N);
-    char names[1][65], pack[PATH_MAX], idx[PATH_MAX];
-    assert_int_equal(list_packs(f->packdir, names, 1), 1);
-    pack_paths(f->packdir, names[0], pack, idx);
-    assert_int_equal(file_size(idx), 16 + 48 * N + 32);
-    assert_int_equal(file_size(pack), 8 + bytes);
-    assert_index_format(f->packdir, names[0], N);
+    assert_one_pack(f, N, bytes);
     /* the loose ones stayed loose, nothing else is loose */
     assert_int_equal(count_loose(f->objects), 3);
     assert_fresh_reads(f->sdir, objs, N);
@@ -1095,11 +1101,7 @@ static void test_writer_abort_in_pack_truncates(void **state)
     struct bbit_store_pack_result r = commit(f->store, false);
     assert_true(r.packed);
     assert_int_equal(r.objects, N);
-    char names[1][65], pack[PATH_MAX], idx[PATH_MAX];
-    assert_int_equal(list_packs(f->packdir, names, 1), 1);
-    pack_paths(f->packdir, names[0], pack, idx);
-    assert_int_equal(file_size(pack), 8 + bytes);
-    assert_index_format(f->packdir, names[0], N);
+    assert_one_pack(f, N, bytes);
     assert_fresh_reads(f->sdir, objs, N);
     bbit_store *fresh = open_store(f->sdir, 0);
     assert_int_equal(bbit_store_has(fresh, dropped, f->err, sizeof f->err), 0);
@@ -1155,11 +1157,7 @@ static void test_writer_hash_mismatch_in_pack(void **state)
     struct bbit_store_pack_result r = commit(f->store, false);
     assert_true(r.packed);
     assert_int_equal(r.objects, N);
-    char names[1][65], pack[PATH_MAX], idx[PATH_MAX];
-    assert_int_equal(list_packs(f->packdir, names, 1), 1);
-    pack_paths(f->packdir, names[0], pack, idx);
-    assert_int_equal(file_size(pack), 8 + bytes);
-    assert_index_format(f->packdir, names[0], N);
+    assert_one_pack(f, N, bytes);
     assert_fresh_reads(f->sdir, objs, N);
     bbit_store *fresh = open_store(f->sdir, 0);
     assert_int_equal(bbit_store_has(fresh, expected, f->err, sizeof f->err), 0);

@@ -6,14 +6,24 @@
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/server_lib.sh"
 
+# tagged_workspace DIR: the example workspace in DIR, tagged; cd DIR
+tagged_workspace() {
+  make_workspace "$1"
+  cd "$1"
+  "$BBIT" tag -m "first version" >/dev/null
+}
+# use_server NAME: the workspace exports to server NAME, signed in
+use_server() {
+  local url=${1}_URL
+  "$BBIT" remote add "${!url}" >/dev/null
+  server_login "$1"
+}
+
 # Reference: an uninterrupted export to one server.
 server_setup REF
 server_start REF
-make_workspace "$T_DIR/ref"
-cd "$T_DIR/ref"
-"$BBIT" tag -m "first version" >/dev/null
-"$BBIT" remote add "$REF_URL" >/dev/null
-server_login REF
+tagged_workspace "$T_DIR/ref"
+use_server REF
 "$BBIT" export >/dev/null || fail "reference export failed"
 REF_UI=$(scope_state REF my-org.ui)
 REF_MY=$(scope_state REF my-org.my-scope)
@@ -37,11 +47,8 @@ all_or_nothing() { # SERVER scope expected
 # --- the server is killed during an upload -------------------------------
 server_setup S1
 server_start S1
-make_workspace "$T_DIR/w1"
-cd "$T_DIR/w1"
-"$BBIT" tag -m "first version" >/dev/null
-"$BBIT" remote add "$S1_URL" >/dev/null
-server_login S1
+tagged_workspace "$T_DIR/w1"
+use_server S1
 server_kill S1
 BBIT_FAULT=server:during-upload server_start S1 # dies inside its first upload
 run "$BBIT" export
@@ -60,11 +67,8 @@ ok "server killed during an upload: the re-run export completes, identical to an
 # the next `bbit export` sends the same versions, which the server accepts)
 server_setup S2
 BBIT_FAULT=server:after-prepare server_start S2
-make_workspace "$T_DIR/w2"
-cd "$T_DIR/w2"
-"$BBIT" tag -m "first version" >/dev/null
-"$BBIT" remote add "$S2_URL" >/dev/null
-server_login S2
+tagged_workspace "$T_DIR/w2"
+use_server S2
 run "$BBIT" export
 expect_code 1
 expect_err "cannot reach the server"
@@ -82,11 +86,8 @@ ok "one server dies after committing, before answering: the next export complete
 # it committed, and the same run ends the export, exit 0)
 server_setup S10
 BBIT_FAULT=server:prepare-lost server_start S10
-make_workspace "$T_DIR/w7"
-cd "$T_DIR/w7"
-"$BBIT" tag -m "first version" >/dev/null
-"$BBIT" remote add "$S10_URL" >/dev/null
-server_login S10
+tagged_workspace "$T_DIR/w7"
+use_server S10
 run "$BBIT" export
 expect_code 0; expect_out "exported 3 component(s)"
 grep -q "POST /api/v1/transactions 500" "$T_DIR/server-S10.log" || fail "the fault did not fire"
@@ -99,9 +100,7 @@ server_setup S3
 server_setup S4
 server_start S3
 server_start S4
-make_workspace "$T_DIR/w3"
-cd "$T_DIR/w3"
-"$BBIT" tag -m "first version" >/dev/null
+tagged_workspace "$T_DIR/w3"
 "$BBIT" remote add "$S3_URL" --scope my-org.my-scope >/dev/null
 "$BBIT" remote add "$S4_URL" --scope my-org.ui >/dev/null
 server_login S3
@@ -129,9 +128,7 @@ server_setup S5
 server_setup S6
 server_start S5
 server_start S6
-make_workspace "$T_DIR/w4"
-cd "$T_DIR/w4"
-"$BBIT" tag -m "first version" >/dev/null
+tagged_workspace "$T_DIR/w4"
 "$BBIT" remote add "$S5_URL" --scope my-org.my-scope >/dev/null
 "$BBIT" remote add "$S6_URL" --scope my-org.ui >/dev/null
 server_login S5
@@ -152,11 +149,8 @@ ok "client killed between commits: export --resume ID finishes it"
 # --- one server: the client is killed after its one-phase prepare -----------
 server_setup S7
 server_start S7
-make_workspace "$T_DIR/w5"
-cd "$T_DIR/w5"
-"$BBIT" tag -m "first version" >/dev/null
-"$BBIT" remote add "$S7_URL" >/dev/null
-server_login S7
+tagged_workspace "$T_DIR/w5"
+use_server S7
 run env BBIT_FAULT=export:after-prepare "$BBIT" export
 [ "$CODE" = 137 ] || fail "the crash point did not fire (exit $CODE)"
 [ "$(scope_state S7 my-org.ui)" = "$REF_UI" ] || fail "the one-phase prepare did not commit"
@@ -170,9 +164,7 @@ server_setup S8
 server_setup S9
 server_start S8
 server_start S9
-make_workspace "$T_DIR/w6"
-cd "$T_DIR/w6"
-"$BBIT" tag -m "first version" >/dev/null
+tagged_workspace "$T_DIR/w6"
 "$BBIT" remote add "$S8_URL" --scope my-org.my-scope >/dev/null
 "$BBIT" remote add "$S9_URL" --scope my-org.ui >/dev/null
 server_login S8
