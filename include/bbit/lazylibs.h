@@ -1,10 +1,13 @@
-/* libcurl, libmicrohttpd, SQLite and libarchive are loaded when first used,
- * not at startup: with their dependencies (gnutls, krb5, ldap, libxml2,
- * icu, ...) they were 40 shared objects and ~25 ms of CPU at every
- * command's start, and most commands use one of them or none.
+/* libcurl, libmicrohttpd, SQLite, libarchive and libcrypto are loaded when
+ * first used, not at startup: with their dependencies (gnutls, krb5, ldap,
+ * libxml2, icu, ...) they were 40 shared objects and ~25 ms of CPU at every
+ * command's start, and most commands use one of them or none. libcrypto
+ * alone (21,000 relocations) cost 3 ms of each start: SHA-256 runs on the
+ * CPU's SHA extensions where it has them (core/sha256.c), so OpenSSL is
+ * only loaded for scrypt, random bytes and SHA-256 on other CPUs.
  *
- * Include this instead of <curl/curl.h>, <microhttpd.h>, <sqlite3.h> or
- * <archive.h> and <archive_entry.h>: every
+ * Include this instead of <curl/curl.h>, <microhttpd.h>, <sqlite3.h>,
+ * <archive.h> and <archive_entry.h>, or OpenSSL's headers: every
  * function of theirs that bbit calls becomes a macro reading a pointer from
  * a table filled by dlopen/dlsym on first use (runtime/lazylibs.c). A missing
  * library stops bbit with a message naming it and its Debian package. To
@@ -18,6 +21,11 @@
 #include <sqlite3.h>
 #include <archive.h>
 #include <archive_entry.h>
+#define OPENSSL_SUPPRESS_DEPRECATED /* SHA256_*: see core/sha256.c */
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
 
 /* Starts loading lib on another thread (once per process): a command about
  * to need it overlaps the load (libcurl ~13 ms, libarchive ~6 ms of dynamic
@@ -65,11 +73,16 @@ void bbit_lazylibs_prefetch(enum bbit_lazylib lib);
     X(archive_write_set_bytes_in_last_block) X(archive_write_set_format_pax_restricted) \
     X(archive_write_set_options)
 
+#define BBIT_CRYPTO_FUNCTIONS(X) \
+    X(CRYPTO_memcmp) X(EVP_PBE_scrypt) X(OPENSSL_cleanse) X(RAND_bytes) X(SHA256_Final) \
+    X(SHA256_Init) X(SHA256_Update)
+
 #define BBIT_LAZY_FIELD(name) __typeof__(name) *name;
 struct bbit_curl_api { BBIT_CURL_FUNCTIONS(BBIT_LAZY_FIELD) };
 struct bbit_mhd_api { BBIT_MHD_FUNCTIONS(BBIT_LAZY_FIELD) };
 struct bbit_sqlite_api { BBIT_SQLITE_FUNCTIONS(BBIT_LAZY_FIELD) };
 struct bbit_archive_api { BBIT_ARCHIVE_FUNCTIONS(BBIT_LAZY_FIELD) };
+struct bbit_crypto_api { BBIT_CRYPTO_FUNCTIONS(BBIT_LAZY_FIELD) };
 #undef BBIT_LAZY_FIELD
 
 /* The tables, loaded on first call (thread-safe; they never change after). */
@@ -77,6 +90,7 @@ const struct bbit_curl_api *bbit_curl_api(void);
 const struct bbit_mhd_api *bbit_mhd_api(void);
 const struct bbit_sqlite_api *bbit_sqlite_api(void);
 const struct bbit_archive_api *bbit_archive_api(void);
+const struct bbit_crypto_api *bbit_crypto_api(void);
 
 #ifndef BBIT_LAZYLIBS_IMPL
 #undef curl_easy_getinfo /* curl.h's argument-count checks */
@@ -178,6 +192,13 @@ const struct bbit_archive_api *bbit_archive_api(void);
 #define archive_write_set_bytes_in_last_block (bbit_archive_api()->archive_write_set_bytes_in_last_block)
 #define archive_write_set_format_pax_restricted (bbit_archive_api()->archive_write_set_format_pax_restricted)
 #define archive_write_set_options (bbit_archive_api()->archive_write_set_options)
+#define CRYPTO_memcmp (bbit_crypto_api()->CRYPTO_memcmp)
+#define EVP_PBE_scrypt (bbit_crypto_api()->EVP_PBE_scrypt)
+#define OPENSSL_cleanse (bbit_crypto_api()->OPENSSL_cleanse)
+#define RAND_bytes (bbit_crypto_api()->RAND_bytes)
+#define SHA256_Final (bbit_crypto_api()->SHA256_Final)
+#define SHA256_Init (bbit_crypto_api()->SHA256_Init)
+#define SHA256_Update (bbit_crypto_api()->SHA256_Update)
 #endif
 
 #endif

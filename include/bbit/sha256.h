@@ -1,9 +1,9 @@
-/* SHA-256 without Lua (OpenSSL underneath): of a buffer, of a file read in
+/* SHA-256 without Lua (the CPU's SHA extensions, else OpenSSL): of a buffer, of a file read in
  * bounded memory, and incrementally. The object store names objects with it.
  *
  * Functions returning int give 0 on success and -1 on failure with errno set
  * (ENOENT, EISDIR, ... from the file system; EINVAL for a misused hasher;
- * ENOMEM/EIO when OpenSSL fails). Digests are 32 raw bytes; bbit_sha256_hex
+ * ENOMEM/EIO when OpenSSL fails; a missing libcrypto stops bbit). Digests are 32 raw bytes; bbit_sha256_hex
  * turns them into 64 lowercase hex characters plus a NUL. */
 #ifndef BBIT_SHA256_H
 #define BBIT_SHA256_H
@@ -13,6 +13,10 @@
 
 #define BBIT_SHA256_LEN 32
 #define BBIT_SHA256_HEX_LEN 64
+
+/* Which code computes the digests: "sha-ni" or "openssl" (the environment
+ * variable BBIT_SHA256=openssl forces the latter; read once). */
+const char *bbit_sha256_implementation(void);
 
 /* An incremental hasher. */
 typedef struct bbit_sha256 bbit_sha256;

@@ -1,4 +1,4 @@
-/* Loads libcurl, libmicrohttpd, SQLite and libarchive on first use: see lazylibs.h. */
+/* Loads libcurl, libmicrohttpd, SQLite, libarchive and libcrypto on first use: see lazylibs.h. */
 #define BBIT_LAZYLIBS_IMPL
 #include "bbit/lazylibs.h"
 
@@ -96,6 +96,21 @@ const struct bbit_archive_api *bbit_archive_api(void)
 {
     pthread_once(&archive_once, load_archive);
     return &archive;
+}
+
+static struct bbit_crypto_api crypto;
+static pthread_once_t crypto_once = PTHREAD_ONCE_INIT;
+static void load_crypto(void)
+{
+#define api crypto
+    static const struct slot slots[] = {BBIT_CRYPTO_FUNCTIONS(BBIT_LAZY_SLOT)};
+#undef api
+    load("libcrypto.so.3", "libssl3", slots, sizeof slots / sizeof *slots);
+}
+const struct bbit_crypto_api *bbit_crypto_api(void)
+{
+    pthread_once(&crypto_once, load_crypto);
+    return &crypto;
 }
 
 /* Prefetching: a thread dlopens the library; the dynamic linker's lock

@@ -7,7 +7,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include <openssl/crypto.h>
 
 #include "bbit/store.h"
 #include "server/internal.h"

@@ -25,7 +25,6 @@
 #include <strings.h>
 #include <sys/socket.h>
 
-#include <openssl/crypto.h>
 
 #include "server/internal.h"
 

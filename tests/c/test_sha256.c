@@ -1,4 +1,6 @@
-/* Unit tests of runtime/core/sha256.c (FIPS 180-2 vectors, files, misuse). */
+/* Unit tests of runtime/core/sha256.c (FIPS 180-2 vectors, files, misuse).
+ * ctest runs them twice: with the implementation this CPU selects (SHA-NI
+ * where it has it) and with BBIT_SHA256=openssl. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -189,6 +191,52 @@ static void test_hex_is_lowercase(void **state)
     assert_memory_equal(hex, "f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff", 32);
 }
 
+/* Every message length from 0 to 299 (each padding case: the length field
+ * in the same block or the next one), each hashed in one piece and in
+ * uneven pieces; the 300 hex digests, concatenated, are hashed again. The
+ * expected value is Python's hashlib over the same bytes. */
+static void test_every_length_to_300(void **state)
+{
+    (void)state;
+    unsigned char msg[300];
+    for (int i = 0; i < 300; i++)
+        msg[i] = (unsigned char)((i * 7 + (i >> 3)) & 0xff);
+    bbit_sha256 *all = bbit_sha256_new();
+    assert_non_null(all);
+    for (size_t n = 0; n < 300; n++) {
+        char one_shot[65], pieces[65];
+        hex_of_buffer((const char *)msg, n, one_shot);
+        bbit_sha256 *h = bbit_sha256_new();
+        assert_non_null(h);
+        for (size_t off = 0, step = 1; off < n; off += step, step = step * 3 % 67 + 1)
+            assert_int_equal(bbit_sha256_update(h, msg + off, step < n - off ? step : n - off), 0);
+        unsigned char d[BBIT_SHA256_LEN];
+        assert_int_equal(bbit_sha256_final(h, d), 0);
+        bbit_sha256_free(h);
+        bbit_sha256_hex(d, pieces);
+        assert_string_equal(pieces, one_shot);
+        assert_int_equal(bbit_sha256_update(all, one_shot, 64), 0);
+    }
+    unsigned char d[BBIT_SHA256_LEN];
+    char hex[65];
+    assert_int_equal(bbit_sha256_final(all, d), 0);
+    bbit_sha256_free(all);
+    bbit_sha256_hex(d, hex);
+    assert_string_equal(hex, "e4ccb5cfbc79d415b2448814376ca6dc6656ee9dcae12e7c93a1be07b62a30ef");
+}
+
+static void test_implementation_follows_env(void **state)
+{
+    (void)state;
+    const char *impl = bbit_sha256_implementation();
+    const char *want = getenv("BBIT_SHA256");
+    if (want && strcmp(want, "openssl") == 0)
+        assert_string_equal(impl, "openssl");
+    else
+        assert_true(strcmp(impl, "sha-ni") == 0 || strcmp(impl, "openssl") == 0);
+    printf("sha256 implementation: %s\n", impl);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -199,6 +247,8 @@ int main(void)
         cmocka_unit_test(test_empty_file),
         cmocka_unit_test(test_file_errors),
         cmocka_unit_test(test_hex_is_lowercase),
+        cmocka_unit_test(test_every_length_to_300),
+        cmocka_unit_test(test_implementation_follows_env),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
