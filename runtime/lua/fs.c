@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bbit/dircache.h"
 #include "bbit/luax.h"
 #include "bbit/path.h"
 #include "bbit/sha256.h"
@@ -434,6 +435,15 @@ struct walk_state {
     const char **ignore;
     int n_ignore;
     int include_dirs, want_stat, max_depth;
+    /* walk_digests with a folder-listing cache (bbit/dircache.h): the
+     * absolute root, the cache read, the records of this walk */
+    const char *root;
+    const bbit_dircache *dircache;
+    struct bbit_dircache_out *dircache_out;
+    int64_t recent_ns;
+    int dircache_missed; /* a folder was read, not found in the cache */
+    char *abs;           /* root + "/" + rel */
+    size_t abs_cap;
     /* the first failure */
     int err;
     char *err_path;
@@ -445,6 +455,7 @@ static int walk_gc(lua_State *L)
     free(w->entries);
     free(w->names);
     free(w->rel);
+    free(w->abs);
     free(w->ignore);
     free(w->err_path);
     memset(w, 0, sizeof *w);
@@ -520,9 +531,27 @@ static mode_t dtype_mode(unsigned char t)
     }
 }
 
-static int walk_dir(struct walk_state *w, int dfd, size_t rel_len, int depth);
+static int walk_dir(struct walk_state *w, int fd, const struct stat *st, size_t rel_len, int depth);
 
-/* One directory entry `name` of dfd; w->rel holds the parent's relative path. */
+/* w->root + "/" + w->rel[0..rel_len) in w->abs; NULL when out of memory. */
+static const char *walk_abs(struct walk_state *w, size_t rel_len)
+{
+    size_t root_len = strlen(w->root);
+    if (grow((void **)&w->abs, &w->abs_cap, root_len + 1 + rel_len + 1, 1) != 0)
+        return NULL;
+    memcpy(w->abs, w->root, root_len);
+    if (rel_len) {
+        w->abs[root_len] = '/';
+        memcpy(w->abs + root_len + 1, w->rel, rel_len);
+        root_len += 1 + rel_len;
+    }
+    w->abs[root_len] = '\0';
+    return w->abs;
+}
+
+/* One directory entry `name` of the folder open as dfd, or (dfd < 0) of the
+ * folder at w->rel (a cached listing: reached by absolute path); w->rel
+ * holds the parent's relative path. */
 static int walk_entry(struct walk_state *w, int dfd, const char *name, unsigned char dtype,
                       size_t rel_len, int depth)
 {
@@ -536,7 +565,10 @@ static int walk_entry(struct walk_state *w, int dfd, const char *name, unsigned 
     struct stat st;
     mode_t type = dtype_mode(dtype);
     if (w->want_stat || type == 0) {
-        if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+        const char *at = dfd >= 0 ? name : walk_abs(w, len);
+        if (!at)
+            return walk_fail(w, ENOMEM);
+        if (fstatat(dfd >= 0 ? dfd : AT_FDCWD, at, &st, AT_SYMLINK_NOFOLLOW) != 0)
             return errno == ENOENT ? 0 : walk_fail(w, errno); /* vanished: skip */
         type = st.st_mode & S_IFMT;
     }
@@ -550,10 +582,12 @@ static int walk_entry(struct walk_state *w, int dfd, const char *name, unsigned 
         return walk_fail(w, ENOMEM);
     if (!is_dir || (w->max_depth > 0 && depth >= w->max_depth))
         return 0;
+    if (w->dircache) /* want_stat is set: st is the folder's */
+        return walk_dir(w, -1, &st, len, depth + 1);
     int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return walk_fail(w, errno);
-    return walk_dir(w, fd, len, depth + 1);
+    return walk_dir(w, fd, NULL, len, depth + 1);
 }
 
 /* A directory entry as the getdents64 system call returns it. */
@@ -567,41 +601,99 @@ struct dirent64_raw {
 
 enum { DIRENT_BUF = 32 * 1024 };
 
-/* Visits the directory open as fd (takes ownership), at relative path
- * w->rel[0..rel_len). Reads it with getdents64 directly: opendir/readdir
- * cost three more system calls per directory (fcntl twice, fstat), a
- * quarter of a scan of many small component folders. */
-static int walk_dir(struct walk_state *w, int fd, size_t rel_len, int depth)
+/* The entries of the folder open as fd (but . and ..) as a names block
+ * (bbit/dircache.h: type byte, name, NUL), read with getdents64 directly:
+ * opendir/readdir cost three more system calls per folder (fcntl twice,
+ * fstat), a quarter of a scan of many small component folders. NULL with
+ * errno on failure. */
+static char *read_names(int fd, size_t *out_len)
 {
-    char *buf = malloc(DIRENT_BUF);
-    if (!buf) {
-        close(fd);
-        return walk_fail(w, ENOMEM);
-    }
-    int r = 0;
+    char *buf = malloc(DIRENT_BUF), *names = NULL;
+    size_t len = 0, cap = 0;
+    if (!buf)
+        return NULL;
     for (;;) {
         long n = syscall(SYS_getdents64, fd, buf, DIRENT_BUF);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n <= 0) {
-            if (n < 0)
-                r = walk_fail(w, errno);
+        if (n < 0)
+            goto fail;
+        if (n == 0)
             break;
-        }
-        for (long off = 0; off < n && r == 0;) {
+        for (long off = 0; off < n;) {
             struct dirent64_raw *de = (struct dirent64_raw *)(void *)(buf + off);
             off += de->d_reclen;
             const char *name = de->d_name;
             if (name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0')))
                 continue;
-            if (walk_entry(w, fd, name, de->d_type, rel_len, depth) != 0)
-                r = -1;
-            w->rel[rel_len] = '\0';
+            size_t name_len = strlen(name);
+            if (grow((void **)&names, &cap, len + name_len + 2, 1) != 0) {
+                errno = ENOMEM;
+                goto fail;
+            }
+            names[len] = (char)de->d_type;
+            memcpy(names + len + 1, name, name_len + 1);
+            len += name_len + 2;
         }
-        if (r != 0)
-            break;
     }
     free(buf);
+    *out_len = len;
+    return names ? names : calloc(1, 1); /* an empty folder: an empty block */
+fail:
+    free(buf);
+    free(names);
+    return NULL;
+}
+
+/* Visits each entry of a names block. */
+static int walk_names(struct walk_state *w, int dfd, const char *names, size_t len, size_t rel_len,
+                      int depth)
+{
+    for (size_t i = 0; i < len;) {
+        const char *name = names + i + 1;
+        size_t name_len = strlen(name);
+        int r = walk_entry(w, dfd, name, (unsigned char)names[i], rel_len, depth);
+        w->rel[rel_len] = '\0';
+        if (r != 0)
+            return -1;
+        i += name_len + 2;
+    }
+    return 0;
+}
+
+/* Visits the folder at relative path w->rel[0..rel_len), open as fd (this
+ * takes it) or, with a listing cache, fd < 0 and its stat st: a cached
+ * listing still valid for st is walked without opening the folder. */
+static int walk_dir(struct walk_state *w, int fd, const struct stat *st, size_t rel_len, int depth)
+{
+    const char *abs = NULL;
+    int recordable = 0;
+    if (w->dircache && st) {
+        if (!(abs = walk_abs(w, rel_len)))
+            return walk_fail(w, ENOMEM);
+        int64_t ctime_ns = (int64_t)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec;
+        recordable = mtime_ns(st) < w->recent_ns && ctime_ns < w->recent_ns;
+        size_t len;
+        const char *names = bbit_dircache_lookup(w->dircache, abs, st, &len);
+        if (names) {
+            if (fd >= 0)
+                close(fd);
+            if (recordable && bbit_dircache_record(w->dircache_out, abs, st, names, len) != 0)
+                return walk_fail(w, ENOMEM);
+            return walk_names(w, -1, names, len, rel_len, depth);
+        }
+        w->dircache_missed = 1;
+        if (fd < 0 && (fd = open(abs, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+            return walk_fail(w, errno);
+    }
+    size_t len;
+    char *names = read_names(fd, &len);
+    int r = names ? 0 : walk_fail(w, errno);
+    if (r == 0 && recordable && bbit_dircache_record(w->dircache_out, abs, st, names, len) != 0)
+        r = walk_fail(w, ENOMEM);
+    if (r == 0)
+        r = walk_names(w, fd, names, len, rel_len, depth);
+    free(names);
     close(fd);
     return r;
 }
@@ -688,7 +780,7 @@ static int fs_walk(lua_State *L)
         return luaL_error(L, "out of memory");
     }
     w->rel[0] = '\0';
-    if (walk_dir(w, fd, 0, 1) != 0) {
+    if (walk_dir(w, fd, NULL, 0, 1) != 0) {
         const char *sub = lua_pushstring(L, w->err_path ? w->err_path : "");
         const char *where = *sub ? lua_pushfstring(L, "%s/%s", root, sub) : root;
         int e = w->err;
@@ -759,7 +851,7 @@ static int fs_walk_digest(lua_State *L)
     w->rel[0] = '\0';
     char hex[BBIT_SHA256_HEX_LEN + 1];
     int unstable = 0;
-    int failed = walk_dir(w, fd, 0, 1) != 0;
+    int failed = walk_dir(w, fd, NULL, 0, 1) != 0;
     int e = w->err;
     const char *sub = failed && w->err_path ? lua_pushstring(L, w->err_path) : "";
     if (!failed && walk_digest(w, recent_ns, hex, &unstable) != 0) {
@@ -804,15 +896,26 @@ struct digest_job {
     pthread_t tids[DIGEST_MAX_THREADS];
     int nthreads;
     struct walk_state helper; /* the caller's buffers when it digests (in get) */
+    /* opts.dircache: the cache file, what it held, the records of each
+     * thread (DIGEST_MAX_THREADS: the caller's); few buffers, not one per
+     * root: thousands of small allocations grew the threads' heaps page by
+     * page (an mprotect each) */
+    char *dircache_path;
+    bbit_dircache *dircache;
+    struct bbit_dircache_out dircache_outs[DIGEST_MAX_THREADS + 1];
+    atomic_int dircache_missed, workers_started;
 };
 
-static void digest_state_init(const struct digest_job *j, struct walk_state *w)
+static void digest_state_init(struct digest_job *j, struct walk_state *w, int thread)
 {
     memset(w, 0, sizeof *w);
     w->ignore = j->ignore;
     w->n_ignore = j->n_ignore;
     w->max_depth = j->max_depth;
     w->want_stat = 1;
+    w->dircache = j->dircache;
+    w->dircache_out = &j->dircache_outs[thread];
+    w->recent_ns = j->recent_ns;
 }
 
 static void digest_state_free(struct walk_state *w)
@@ -820,6 +923,7 @@ static void digest_state_free(struct walk_state *w)
     free(w->entries);
     free(w->names);
     free(w->rel);
+    free(w->abs);
     free(w->err_path);
     memset(w, 0, sizeof *w);
 }
@@ -841,10 +945,26 @@ static bool digest_next(struct digest_job *j, struct walk_state *w)
     w->err_path = NULL;
     if (grow((void **)&w->rel, &w->rel_cap, 1, 1) == 0) {
         w->rel[0] = '\0';
-        int fd = open(j->roots[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        int unstable = 0;
-        if (fd >= 0 && walk_dir(w, fd, 0, 1) == 0 &&
-            walk_digest(w, j->recent_ns, j->hex[i], &unstable) == 0)
+        int unstable = 0, walked;
+        if (j->dircache) { /* the root's listing may be cached too: stat it, not open it */
+            struct stat st;
+            struct bbit_dircache_out *out = w->dircache_out;
+            size_t len = out->len, count = out->count;
+            w->root = j->roots[i];
+            w->dircache_missed = 0;
+            walked = lstat(j->roots[i], &st) == 0 && S_ISDIR(st.st_mode) &&
+                     walk_dir(w, -1, &st, 0, 1) == 0;
+            if (!walked) { /* none of its records */
+                out->len = len;
+                out->count = count;
+            }
+            if (w->dircache_missed)
+                atomic_store(&j->dircache_missed, 1);
+        } else {
+            int fd = open(j->roots[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            walked = fd >= 0 && walk_dir(w, fd, NULL, 0, 1) == 0;
+        }
+        if (walked && walk_digest(w, j->recent_ns, j->hex[i], &unstable) == 0)
             result = unstable ? DIGEST_UNSTABLE : DIGEST_STABLE;
     }
     atomic_store(&j->state[i], result);
@@ -860,7 +980,7 @@ static void *digest_worker(void *arg)
 {
     struct digest_job *j = arg;
     struct walk_state w;
-    digest_state_init(j, &w);
+    digest_state_init(j, &w, atomic_fetch_add(&j->workers_started, 1));
     while (digest_next(j, &w))
         ;
     digest_state_free(&w);
@@ -883,15 +1003,35 @@ static int digest_threads(size_t n, lua_Integer max)
     return (int)t;
 }
 
+/* Saves the listings of this walk as the new cache when it walked every
+ * root and the cache changed (a folder read, or one gone); frees it all. A
+ * cache that cannot be written is only slower next time. */
+static void dircache_finish(struct digest_job *j, bool every_root)
+{
+    enum { N_OUTS = DIGEST_MAX_THREADS + 1 };
+    size_t recorded = 0;
+    for (size_t t = 0; t < N_OUTS; t++)
+        recorded += j->dircache_outs[t].count;
+    if (every_root && (atomic_load(&j->dircache_missed) || recorded != bbit_dircache_count(j->dircache)))
+        (void)bbit_dircache_save(j->dircache_path, j->dircache_outs, N_OUTS);
+    for (size_t t = 0; t < N_OUTS; t++)
+        free(j->dircache_outs[t].data);
+    bbit_dircache_free(j->dircache);
+    free(j->dircache_path);
+    j->dircache = NULL;
+}
+
 /* Joins the workers and frees everything (idempotent; __gc/__close). */
 static int digest_job_close(lua_State *L)
 {
     struct digest_job *j = luaL_checkudata(L, 1, DIGEST_JOB_TYPE);
     if (!j->block)
         return 0;
-    atomic_store(&j->next, j->n); /* nothing new is started */
+    size_t claimed = atomic_exchange(&j->next, j->n); /* nothing new is started */
     for (int t = 0; t < j->nthreads; t++)
         pthread_join(j->tids[t], NULL);
+    if (j->dircache)
+        dircache_finish(j, claimed >= j->n);
     pthread_mutex_destroy(&j->mu);
     pthread_cond_destroy(&j->done);
     digest_state_free(&j->helper);
@@ -910,7 +1050,8 @@ static const char *copy_in(char **at, const char *s, size_t len)
 }
 
 // job = core.fs.walk_digests(roots, opts, recent_ns): starts worker threads (opts.threads at most)
-// digesting each root as walk_digest would; job:get(i) -> digest | false, unstable (root i, done
+// digesting each root as walk_digest would (opts.dircache: a folder-listing cache file, see
+// bbit/dircache.h, used when the roots are absolute and rewritten when the job is closed); job:get(i) -> digest | false, unstable (root i, done
 // by the caller or waited for; false
 // when it is not a plain directory or its walk failed: call walk_digest on it for the error)
 static int fs_walk_digests(lua_State *L)
@@ -969,7 +1110,24 @@ static int fs_walk_digests(lua_State *L)
     pthread_cond_init(&j->done, NULL);
     j->block = block;
     luaL_setmetatable(L, DIGEST_JOB_TYPE); /* from here on, the GC joins and frees */
-    digest_state_init(j, &j->helper);
+    if (lua_type(L, 2) == LUA_TTABLE && lua_getfield(L, 2, "dircache") != LUA_TNIL) {
+        if (lua_type(L, -1) != LUA_TSTRING)
+            return luaL_error(L, "walk_digests: opts.dircache must be a file path");
+        const char *path = lua_tostring(L, -1);
+        bool absolute = true; /* the cache is keyed by absolute paths */
+        for (size_t i = 0; i < n; i++)
+            absolute = absolute && j->roots[i][0] == '/';
+        if (absolute) {
+            j->dircache_path = strdup(path);
+            j->dircache = j->dircache_path ? bbit_dircache_load(path) : NULL;
+            if (!j->dircache) {
+                free(j->dircache_path);
+                return luaL_error(L, "walk_digests: out of memory");
+            }
+        }
+    }
+    lua_pop(L, lua_type(L, 2) == LUA_TTABLE ? 1 : 0);
+    digest_state_init(j, &j->helper, DIGEST_MAX_THREADS);
     lua_Integer max = -1;
     if (lua_type(L, 2) == LUA_TTABLE && lua_getfield(L, 2, "threads") != LUA_TNIL) {
         if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 0)

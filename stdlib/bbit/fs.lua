@@ -202,10 +202,16 @@ end
 --- should not be trusted (`unstable`, see `walk_digest`). Roots are done in
 --- order. `job:close()` (or `<close>`) waits for the threads and frees it.
 ---
+--- `opts.dircache` names a cache file of folder listings: a folder whose
+--- inode, mtime, ctime and size are those recorded is not read again (its
+--- entries are still stat'ed), and the file is rewritten at `close` when a
+--- walk of every root changed it. Folders changed at or after `recent_ns`
+--- are not recorded. Used only when every root is an absolute path.
+---
 ---   local job <close> = fs.walk_digests(roots, { ignore = { "node_modules" } })
 ---   for i = 1, #roots do local digest, unstable = job:get(i) ... end
 ---@param roots string[] absolute folder paths
----@param opts? table the `walk` options (`ignore`, `max_depth`)
+---@param opts? table the `walk` options (`ignore`, `max_depth`), `threads`, `dircache`
 ---@param recent_ns? integer mtimes at or after this (ns since the epoch) count as unstable
 ---@return {get: fun(self, i: integer): (string|false), boolean, close: fun(self)} job
 function M.walk_digests(roots, opts, recent_ns)

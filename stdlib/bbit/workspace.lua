@@ -538,7 +538,9 @@ function Workspace:prescan(ids)
   if self._prescan then
     self._prescan:close()
   end
-  self._prescan = fs.walk_digests(roots, { ignore = self:ignore_patterns() }, racy_ns())
+  -- folder listings are cached (cache/dirs): an unchanged folder is not read again
+  self._prescan = fs.walk_digests(roots, { ignore = self:ignore_patterns(), dircache = self.scope.dir .. "/cache/dirs" },
+    racy_ns())
 end
 
 --- The hash of a file list (path, mode, blob), as stored in version objects.

@@ -654,4 +654,95 @@ t.test("walk_digests: the same digests as walk_digest, on threads; false for wha
   end, "root #2 is not a string")
 end)
 
+t.test("walk_digests with a dircache: the same digests, folders not read again, any change still seen", function()
+  local d = dir()
+  local roots = {}
+  for i = 1, 40 do
+    local r = ("%s/c%02d"):format(d, i)
+    fs.mkdir(r .. "/lib/deep")
+    put(r .. "/index.js", ("x"):rep(i))
+    put(r .. "/lib/deep/util.js", tostring(i))
+    roots[i] = r
+  end
+  local cache = d .. "/cache/dirs" -- its folder is created by the first save
+  local future = (os.time() + 86400) * 1000000000 -- every folder is old enough to record
+  local function digests(opts, recent)
+    local job <close> = fs.walk_digests(roots, opts, recent)
+    local out = {}
+    for i = 1, #roots do
+      out[i] = job:get(i)
+      t.ok(out[i], roots[i])
+    end
+    return out
+  end
+  local function same_as_plain(what)
+    local plain = digests({}, future)
+    local cached = digests({ dircache = cache }, future)
+    for i = 1, #roots do
+      t.eq(cached[i], plain[i], what .. ": " .. roots[i])
+    end
+    return cached
+  end
+  same_as_plain("no cache file yet")
+  local size = #get(cache)
+  t.ok(size > 40 * 3 * 20, "three folders of each root recorded (" .. size .. " bytes)")
+  local before = same_as_plain("from the cache")
+  t.eq(#get(cache), size, "an unchanged tree leaves the file as it was")
+  -- the listings really come from the file: one whose name is altered (the
+  -- folder's stat still matching) makes the walk miss that file
+  local text = get(cache)
+  put(cache, (text:gsub("index%.js", "indey.js", 1)))
+  local fooled = digests({ dircache = cache }, future)
+  local differ = 0
+  for i = 1, #roots do
+    differ = differ + (fooled[i] ~= before[i] and 1 or 0)
+  end
+  t.eq(differ, 1, "one root's listing was taken from the cache as it was")
+  -- a listing naming something out of its folder (its stat matching) makes the whole file invalid
+  local dir_len, names_len = string.unpack("=I4I4", text, 9)
+  local header = text:sub(9, 48)
+  local escape = "\8../" .. roots[2]:match("[^/]+$") .. "\0"
+  local forged = "BBDIRC1\n" .. string.pack("=I4I4", dir_len, #escape) .. header:sub(9)
+    .. text:sub(49, 48 + dir_len) .. escape .. text:sub(49 + dir_len + names_len)
+  put(cache, forged)
+  same_as_plain("a name with a slash")
+  put(cache, text)
+
+  put(roots[3] .. "/lib/deep/new.js", "new") -- a folder's listing changes
+  fs.remove(roots[5] .. "/index.js")
+  fs.rename(roots[7] .. "/lib/deep/util.js", roots[7] .. "/lib/deep/renamed.js")
+  put(roots[9] .. "/index.js", "same size, other text: xxxxxxxxx") -- only a file's stat changes
+  local after = same_as_plain("after changes")
+  for _, i in ipairs({ 3, 5, 7, 9 }) do
+    t.ok(after[i] ~= before[i], "the change in " .. roots[i] .. " shows")
+  end
+  t.eq(after[4], before[4], "an untouched root keeps its digest")
+
+  -- a folder whose mtime is put back after a new entry: its ctime still moved
+  put(roots[11] .. "/lib/added.js", "added")
+  sh(("touch -m -d @1000000000 '%s/lib'"):format(roots[11]))
+  local again = same_as_plain("mtime put back")
+  t.ok(again[11] ~= after[11], "a listing change is seen even with the folder's old mtime restored")
+
+  -- folders changed at or after recent_ns are not recorded (a second change could keep the mtime)
+  digests({ dircache = cache }, 0)
+  t.eq(#get(cache), 8, "everything is recent: only the file's header is left")
+
+  -- a damaged file, or one with a name leading out of its folder, reads as empty
+  for _, bad in ipairs({ "garbage", "BBDIRC1\n" .. ("\255"):rep(64) }) do
+    put(cache, bad)
+    same_as_plain("damaged cache")
+    t.ok(#get(cache) > 100, "rewritten whole")
+  end
+  -- relative roots: the cache (keyed by absolute paths) is not used
+  fs.remove(cache)
+  local job <close> = fs.walk_digests({ "." }, { dircache = cache }, future)
+  t.ok(job:get(1))
+  job:close()
+  t.eq(fs.exists(cache), false, "not written for relative roots")
+  t.raises(function()
+    fs.walk_digests(roots, { dircache = 42 })
+  end, "opts.dircache must be a file path")
+end)
+
 t.done()
