@@ -8,7 +8,11 @@
 --   resolve    the server of each scope (bbit remote, bbit.remotes, hub)
 --   negotiate  ask each scope which objects it lacks; an artifact with a
 --              recipe whose blobs the server mostly has is left for the
---              server to rebuild (the incremental case: one changed file)
+--              server to rebuild (the incremental case: one changed file).
+--              When every component sent to a scope was exported there
+--              before, the scope has its last exported version's objects:
+--              no request, what the new versions add is sent (a server
+--              that lacks more says so at prepare: then it is asked)
 --   upload     send only those, in parallel
 --   prepare    one transaction per server (all its scopes): objects verified,
 --              heads checked, components locked; nothing visible yet. With a
@@ -23,7 +27,8 @@
 -- ctx: workspace, opts, patterns, staged ({id, scope, versions = {{version, id}}}),
 -- scopes (scope -> list), servers (url -> {scopes, client}), objects (scope ->
 -- ids), missing (scope -> ids), recipes (artifact id -> recipe), rebuilt (how
--- many artifacts the servers rebuild), txns (url -> txn id), uploaded (count, bytes).
+-- many artifacts the servers rebuild), rebuild (those artifacts' ids), inferred (scope -> true: missing was
+-- worked out, not asked), txns (url -> txn id), uploaded (count, bytes).
 local errors = require("bbit.errors")
 local fault = require("bbit.fault")
 local fs = require("bbit.fs")
@@ -274,7 +279,7 @@ local function drop_rebuildable(missing, recipes)
   for _, id in ipairs(missing) do
     absent[id] = true
   end
-  local send, rebuilt = {}, 0
+  local send, rebuilt = {}, {}
   for _, id in ipairs(missing) do
     local recipe, present, total = recipes[id], 0, 0
     for _, e in ipairs(recipe and recipe.entries or {}) do
@@ -282,7 +287,7 @@ local function drop_rebuildable(missing, recipes)
       present = present + (absent[e.blob] and 0 or e.size)
     end
     if recipe and present * 2 >= total then
-      rebuilt = rebuilt + 1
+      rebuilt[#rebuilt + 1] = id
     else
       send[#send + 1] = id
     end
@@ -290,9 +295,27 @@ local function drop_rebuildable(missing, recipes)
   return send, rebuilt
 end
 
+-- The objects `scope` surely has, or nil: those of the last version of each
+-- component exported there (the refs record it), when every one has such a
+-- version. The objects the new versions add are then what it lacks.
+local function known_in_scope(ws, scope, components)
+  local known = {}
+  for _, c in ipairs(components) do
+    local ref = ws.scope:component(c.id)
+    local remote = ref and ref.remote
+    local base = remote and remote.scope == scope and ref.versions[remote.head]
+    if not (base and base.exported and ws.scope.store:has(base.id)) then
+      return nil
+    end
+    objects_of(ws, { { id = base.id } }, {}, known, {})
+  end
+  return known
+end
+
 export:step("negotiate", function(ctx)
   local ws = ctx.workspace
-  ctx.objects, ctx.missing, ctx.recipes, ctx.rebuilt, ctx.rebuilt_in = {}, {}, {}, 0, {}
+  ctx.objects, ctx.missing, ctx.recipes, ctx.rebuilt, ctx.rebuilt_in, ctx.rebuild = {}, {}, {}, 0, {}, {}
+  ctx.inferred = {}
   for _, scope in ipairs(ctx.scope_names) do
     local ids, seen = {}, {}
     for _, c in ipairs(ctx.scopes[scope]) do
@@ -320,8 +343,19 @@ export:step("negotiate", function(ctx)
   for _, url in ipairs(ctx.server_urls) do
     local server = ctx.servers[url]
     for _, scope in ipairs(server.scopes) do
-      local missing, rebuilt = drop_rebuildable(server.client:missing(scope, ctx.objects[scope]), ctx.recipes)
-      ctx.missing[scope], ctx.rebuilt_in[scope], ctx.rebuilt = missing, rebuilt, ctx.rebuilt + rebuilt
+      local known, lacking = known_in_scope(ws, scope, ctx.scopes[scope]), {}
+      for _, id in ipairs(known and ctx.objects[scope] or {}) do
+        if not known[id] then
+          lacking[#lacking + 1] = id
+        end
+      end
+      ctx.inferred[scope] = known and true or nil
+      local missing, rebuilt = drop_rebuildable(known and lacking or server.client:missing(scope, ctx.objects[scope]),
+        ctx.recipes)
+      ctx.missing[scope], ctx.rebuilt_in[scope], ctx.rebuilt = missing, #rebuilt, ctx.rebuilt + #rebuilt
+      for _, id in ipairs(rebuilt) do
+        ctx.rebuild[id] = true
+      end
     end
   end
 end)
@@ -387,31 +421,57 @@ export:step("upload", function(ctx)
   end
 end)
 
--- Prepares on one server. When it lacks an object we meant it to rebuild
--- (an artifact from its recipe), that object is uploaded and prepare is
--- asked again (once per such object at most).
+-- Uploads objects `ids` to `scope` in one pack (during prepare).
+local function send(ctx, server, scope, ids)
+  local store = ctx.workspace.scope.store
+  local file = ("%s/tmp-upload-%s"):format(ctx.workspace.scope.dir, require("bbit.hash").random_hex(8))
+  store:write_pack(ids, file)
+  local ok, err = pcall(server.client.upload_pack, server.client, scope, file, #ids)
+  fs.try_remove(file)
+  if not ok then
+    error(err, 0)
+  end
+  for _, id in ipairs(ids) do
+    ctx.uploaded.count = ctx.uploaded.count + 1
+    ctx.uploaded.bytes = ctx.uploaded.bytes + store:size_on_disk(id)
+  end
+end
+
+-- Prepares on one server. When it lacks an object of a scope whose missing
+-- objects were worked out rather than asked (see negotiate), it is asked
+-- now and sent what it lacks; when it lacks an object we meant it to
+-- rebuild (an artifact from its recipe), that object is sent. Then prepare
+-- is asked again (once per scope or such object at most).
 local function prepare(ctx, server, body, txn, commit)
   local store = ctx.workspace.scope.store
-  for _ = 0, ctx.rebuilt do
+  local tries = ctx.rebuilt + #server.scopes
+  for _ = 1, tries do
     local ok, result = pcall(server.client.prepare, server.client, body, txn, commit)
     if ok then
       return result
     end
     local d = type(result) == "table" and result.code == "missing_object" and result.details
-    if not (d and ctx.recipes[d.id] and store:has(d.id)) then
+    if d and ctx.rebuild[d.id] and store:has(d.id) then
+      log.verbose("%s: the server did not rebuild %s from its recipe: uploading it", d.scope, d.id)
+      send(ctx, server, d.scope, { d.id })
+      ctx.rebuild[d.id] = nil
+      ctx.rebuilt = ctx.rebuilt - 1
+    elseif d and ctx.inferred[d.scope] then
+      log.verbose("%s lacks %s, which its last export should have left: asking what it lacks", d.scope, d.id)
+      ctx.inferred[d.scope] = nil
+      local lacking = {}
+      for _, id in ipairs(server.client:missing(d.scope, ctx.objects[d.scope])) do
+        if not ctx.rebuild[id] then -- still the server's to rebuild
+          lacking[#lacking + 1] = id
+        end
+      end
+      if #lacking > 0 then
+        send(ctx, server, d.scope, lacking)
+      end
+      ctx.uploaded.skipped = ctx.uploaded.skipped - #lacking
+    else
       error(result, 0)
     end
-    log.verbose("%s: the server did not rebuild %s from its recipe: uploading it", d.scope, d.id)
-    local file = ("%s/tmp-upload-%s"):format(ctx.workspace.scope.dir, d.id)
-    store:write_pack({ d.id }, file)
-    local ok_upload, err = pcall(server.client.upload_pack, server.client, d.scope, file, 1)
-    fs.try_remove(file)
-    if not ok_upload then
-      error(err, 0)
-    end
-    ctx.uploaded.count = ctx.uploaded.count + 1
-    ctx.uploaded.bytes = ctx.uploaded.bytes + store:size_on_disk(d.id)
-    ctx.rebuilt = ctx.rebuilt - 1
   end
   return server.client:prepare(body, txn, commit)
 end

@@ -91,12 +91,35 @@ expect_code 0; expect_out "nothing to export"
 # only missing objects are sent: change one file, tag, export
 echo "// tweak" >>components/utils/format/index.js
 run "$BBIT" tag
+asked=$(grep -c 'objects/missing' "$T_DIR/server-A.log")
 run "$BBIT" export
 expect_code 0
 expect_out "utils/format@0.0.2"
 expect_out "uploaded 3 object(s)"
 expect_out "already on the server"
 ok "a new version uploads only the objects the server lacks"
+[ "$(grep -c 'objects/missing' "$T_DIR/server-A.log")" = "$asked" ] ||
+  fail "a component exported before was negotiated again: $(grep /api/ "$T_DIR/server-A.log")"
+ok "a component exported before: no negotiation, its last export tells what the server has"
+
+# the server lost an object of the last exported version: prepare says so, the
+# client then asks what it lacks and sends it
+echo "# format" >components/utils/format/README.md
+run "$BBIT" tag utils/format --skip-auto-tag
+run "$BBIT" export
+expect_code 0; expect_out "utils/format@0.0.3"
+readme=$(sha256sum components/utils/format/README.md | cut -d' ' -f1)
+lost=$(find "$T_DIR/server-A/scopes" -path "*/objects/${readme:0:2}/${readme:2}")
+[ -n "$lost" ] || fail "no loose object $readme on the server"
+rm "$lost"
+echo "// tweak again" >>components/utils/format/index.js
+run "$BBIT" tag utils/format --skip-auto-tag
+run "$BBIT" --verbose export
+expect_code 0
+expect_out "utils/format@0.0.4"
+expect_err "asking what it lacks"
+[ -f "$lost" ] || fail "the lost object was not sent again"
+ok "a server lacking an object of the last export: it is asked, sent what it lacks, and the export commits"
 
 # divergence: a second workspace with its own 0.0.2 of ui/theme
 ws2="$T_DIR/ws2"
