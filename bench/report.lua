@@ -52,8 +52,10 @@ local function bytes(v)
   if not v then
     return "-"
   end
-  -- the median of an even number of runs can be a half
-  return v < 10240 and ("%.0f B"):format(v) or ("%.1f KB"):format(v / 1024)
+  if v >= 10240 then
+    return ("%.1f KB"):format(v / 1024)
+  end
+  return math.type(v) == "float" and v % 1 ~= 0 and ("%.1f B"):format(v) or ("%d B"):format(math.floor(v)) -- a median of an even count can be a half
 end
 local function mb(kb)
   return kb and ("%.1f MB"):format(kb / 1024) or "-"
@@ -119,8 +121,8 @@ if incr_bbit then
     ratio = ratio(up_bbit, up_git), target = byte_limit and ("<= zstd3 %d B + 4 KB"):format(zstd3) or "?",
     pass = byte_limit and up_bbit <= byte_limit, runs = n_runs("incr", "up", "bbit") })
   row({ metric = "  bbit HTTP requests / connections", bbit = m("incr", "requests", "bbit"),
-    baseline = m("incr", "connections", "bbit"), fmt = function(v) return v and ("%.0f"):format(v) or "-" end,
-    target = ("(components tagged: %s)"):format(m("incr", "tagged", "bbit") and ("%.0f"):format(m("incr", "tagged", "bbit")) or "?") })
+    baseline = m("incr", "connections", "bbit"), fmt = function(v) return v and (v % 1 ~= 0 and ("%.1f"):format(v) or ("%d"):format(math.floor(v))) or "-" end,
+    target = ("(components tagged: %s)"):format(m("incr", "tagged", "bbit") and ("%g"):format(m("incr", "tagged", "bbit")) or "?") })
   row({ metric = "  bytes received (server->client)", bbit = m("incr", "down", "bbit"), baseline = m("incr", "down", "git"),
     fmt = bytes, ratio = ratio(m("incr", "down", "bbit"), m("incr", "down", "git")), target = "" })
 end

@@ -11,6 +11,7 @@
 
 #include "bbit/host.h"
 #include "bbit/luax.h"
+#include "bbit/sha256.h"
 #include "lua_alloc.h"
 
 enum { EXIT_INTERNAL = 70 };
@@ -75,6 +76,7 @@ static int on_panic(lua_State *L)
 
 int main(int argc, char **argv)
 {
+    (void)bbit_sha256_implementation(); /* on the main thread: see bbit/sha256.h */
     heap_setup();
     // LC_CTYPE only: libarchive's pax writer needs UTF-8; cJSON needs the C
     // numeric locale (NOTES-deps).

@@ -27,7 +27,7 @@
 -- ctx: workspace, opts, patterns, staged ({id, scope, versions = {{version, id}}}),
 -- scopes (scope -> list), servers (url -> {scopes, client}), objects (scope ->
 -- ids), missing (scope -> ids), recipes (artifact id -> recipe), rebuilt (how
--- many artifacts the servers rebuild), rebuild (those artifacts' ids), inferred (scope -> true: missing was
+-- many artifacts the servers rebuild), rebuild (scope -> set of those artifacts), inferred (scope -> true: missing was
 -- worked out, not asked), txns (url -> txn id), uploaded (count, bytes).
 local errors = require("bbit.errors")
 local fault = require("bbit.fault")
@@ -295,15 +295,22 @@ local function drop_rebuildable(missing, recipes)
   return send, rebuilt
 end
 
+-- Beyond this many components a scope is asked: working out what it has
+-- reads a version object per component, one request answers for all.
+local INFER_MAX_COMPONENTS = 64
+
 -- The objects `scope` surely has, or nil: those of the last version of each
 -- component exported there (the refs record it), when every one has such a
 -- version. The objects the new versions add are then what it lacks.
 local function known_in_scope(ws, scope, components)
+  if #components > INFER_MAX_COMPONENTS then
+    return nil
+  end
   local known = {}
   for _, c in ipairs(components) do
     local ref = ws.scope:component(c.id)
-    local remote = ref and ref.remote
-    local base = remote and remote.scope == scope and ref.versions[remote.head]
+    local last = ref and ref.remote
+    local base = last and last.scope == scope and ref.versions[last.head]
     if not (base and base.exported and ws.scope.store:has(base.id)) then
       return nil
     end
@@ -353,8 +360,9 @@ export:step("negotiate", function(ctx)
       local missing, rebuilt = drop_rebuildable(known and lacking or server.client:missing(scope, ctx.objects[scope]),
         ctx.recipes)
       ctx.missing[scope], ctx.rebuilt_in[scope], ctx.rebuilt = missing, #rebuilt, ctx.rebuilt + #rebuilt
+      ctx.rebuild[scope] = {}
       for _, id in ipairs(rebuilt) do
-        ctx.rebuild[id] = true
+        ctx.rebuild[scope][id] = true
       end
     end
   end
@@ -365,32 +373,27 @@ end)
 local PACK_MAX_BYTES = 32 * 1024 * 1024
 local PACK_MAX_OBJECTS = 4000
 
-export:step("upload", function(ctx)
-  local ws = ctx.workspace
-  local store = ws.scope.store
-  local packs = {}
-  ctx.uploaded = { count = 0, bytes = 0, skipped = 0 }
-  for _, url in ipairs(ctx.server_urls) do
-    local server = ctx.servers[url]
-    for _, scope in ipairs(server.scopes) do
-      ctx.uploaded.skipped = ctx.uploaded.skipped + #ctx.objects[scope] - #ctx.missing[scope]
-        - ctx.rebuilt_in[scope]
-      local pack
-      for _, id in ipairs(ctx.missing[scope]) do
-        local size = store:size_on_disk(id)
-        if not pack or pack.bytes + size > PACK_MAX_BYTES or #pack.ids >= PACK_MAX_OBJECTS then
-          pack = { client = server.client, scope = scope, ids = {}, bytes = 0 }
-          packs[#packs + 1] = pack
-        end
-        pack.ids[#pack.ids + 1] = id
-        pack.bytes = pack.bytes + size
-      end
+-- Adds objects `ids` for `scope` to `packs`, cut at PACK_MAX_BYTES or PACK_MAX_OBJECTS.
+local function cut_packs(store, packs, client, scope, ids)
+  local pack
+  for _, id in ipairs(ids) do
+    local size = store:size_on_disk(id)
+    if not pack or pack.bytes + size > PACK_MAX_BYTES or #pack.ids >= PACK_MAX_OBJECTS then
+      pack = { client = client, scope = scope, ids = {}, bytes = 0 }
+      packs[#packs + 1] = pack
     end
+    pack.ids[#pack.ids + 1] = id
+    pack.bytes = pack.bytes + size
   end
+end
+
+-- Sends `packs` (`jobs` at a time), counted in ctx.uploaded.
+local function send_packs(ctx, packs)
   if #packs == 0 then
     return
   end
-  local tmp = fs.tempdir(ws.scope.dir .. "/tmp-upload-")
+  local store = ctx.workspace.scope.store
+  local tmp = fs.tempdir(ctx.workspace.scope.dir .. "/tmp-upload-")
   local cleanup <close> = setmetatable({}, {
     __close = function()
       fs.try_remove(tmp, { recursive = true })
@@ -419,22 +422,29 @@ export:step("upload", function(ctx)
   if not ok then
     error(err, 0)
   end
+end
+
+export:step("upload", function(ctx)
+  local store = ctx.workspace.scope.store
+  local packs = {}
+  ctx.uploaded = { count = 0, bytes = 0, skipped = 0 }
+  for _, url in ipairs(ctx.server_urls) do
+    local server = ctx.servers[url]
+    for _, scope in ipairs(server.scopes) do
+      ctx.uploaded.skipped = ctx.uploaded.skipped + #ctx.objects[scope] - #ctx.missing[scope]
+        - ctx.rebuilt_in[scope]
+      cut_packs(store, packs, server.client, scope, ctx.missing[scope])
+    end
+  end
+  send_packs(ctx, packs)
 end)
 
--- Uploads objects `ids` to `scope` in one pack (during prepare).
+
+-- Uploads objects `ids` to `scope` (during prepare), in packs as the upload step does.
 local function send(ctx, server, scope, ids)
-  local store = ctx.workspace.scope.store
-  local file = ("%s/tmp-upload-%s"):format(ctx.workspace.scope.dir, require("bbit.hash").random_hex(8))
-  store:write_pack(ids, file)
-  local ok, err = pcall(server.client.upload_pack, server.client, scope, file, #ids)
-  fs.try_remove(file)
-  if not ok then
-    error(err, 0)
-  end
-  for _, id in ipairs(ids) do
-    ctx.uploaded.count = ctx.uploaded.count + 1
-    ctx.uploaded.bytes = ctx.uploaded.bytes + store:size_on_disk(id)
-  end
+  local packs = {}
+  cut_packs(ctx.workspace.scope.store, packs, server.client, scope, ids)
+  send_packs(ctx, packs)
 end
 
 -- Prepares on one server. When it lacks an object of a scope whose missing
@@ -451,17 +461,20 @@ local function prepare(ctx, server, body, txn, commit)
       return result
     end
     local d = type(result) == "table" and result.code == "missing_object" and result.details
-    if d and ctx.rebuild[d.id] and store:has(d.id) then
+    local planned = d and ctx.rebuild[d.scope] and ctx.rebuild[d.scope][d.id]
+    if d and (planned or (ctx.recipes[d.id] and not ctx.inferred[d.scope])) and store:has(d.id) then
       log.verbose("%s: the server did not rebuild %s from its recipe: uploading it", d.scope, d.id)
       send(ctx, server, d.scope, { d.id })
-      ctx.rebuild[d.id] = nil
-      ctx.rebuilt = ctx.rebuilt - 1
+      if planned then
+        ctx.rebuild[d.scope][d.id] = nil
+        ctx.rebuilt = ctx.rebuilt - 1
+      end
     elseif d and ctx.inferred[d.scope] then
       log.verbose("%s lacks %s, which its last export should have left: asking what it lacks", d.scope, d.id)
       ctx.inferred[d.scope] = nil
       local lacking = {}
       for _, id in ipairs(server.client:missing(d.scope, ctx.objects[d.scope])) do
-        if not ctx.rebuild[id] then -- still the server's to rebuild
+        if not ctx.rebuild[d.scope][id] then -- still the server's to rebuild
           lacking[#lacking + 1] = id
         end
       end

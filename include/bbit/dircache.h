@@ -12,6 +12,10 @@
  * version, it reads as empty; it is written whole (temp file + rename, not
  * synced).
  *
+ * The walk does not use it on network and FUSE filesystems, whose folder
+ * stats may come from a client-side cache while another machine changes
+ * them (runtime/lua/fs.c, remote_fs).
+ *
  * Names are "type byte, name, NUL" back to back; the type is a DT_* value.
  * Lookups may run on many threads at once (the cache is read-only then). */
 #ifndef BBIT_DIRCACHE_H

@@ -21,7 +21,9 @@
 #include <sqlite3.h>
 #include <archive.h>
 #include <archive_entry.h>
-#define OPENSSL_SUPPRESS_DEPRECATED /* SHA256_*: see core/sha256.c */
+/* SHA256_* are deprecated in OpenSSL 3 (see core/sha256.c): the tables
+ * below take their types, which would warn in every file including this */
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>

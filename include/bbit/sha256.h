@@ -15,7 +15,9 @@
 #define BBIT_SHA256_HEX_LEN 64
 
 /* Which code computes the digests: "sha-ni" or "openssl" (the environment
- * variable BBIT_SHA256=openssl forces the latter; read once). */
+ * variable BBIT_SHA256=openssl forces the latter; read once). The first call
+ * chooses, and loads libcrypto when it is needed: main() calls it before
+ * any thread starts. */
 const char *bbit_sha256_implementation(void);
 
 /* An incremental hasher. */

@@ -123,6 +123,8 @@ static void choose(void)
 {
     const char *want = getenv("BBIT_SHA256");
     use_native = cpu_has_shani() && !(want && strcmp(want, "openssl") == 0);
+    if (!use_native)
+        (void)bbit_crypto_api(); /* loaded now: a missing libcrypto stops bbit here, not on a worker */
 }
 
 const char *bbit_sha256_implementation(void)

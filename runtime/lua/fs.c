@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -450,6 +451,7 @@ struct walk_state {
     int base_fd;
     size_t base_skip;
     char *base_dir;
+    int base_remote; /* the base is on a network filesystem: no listing cache */
     /* the first failure */
     int err;
     char *err_path;
@@ -556,8 +558,8 @@ static const char *walk_abs(struct walk_state *w, size_t rel_len)
 }
 
 /* One directory entry `name` of the folder open as dfd, or (dfd < 0) of the
- * folder at w->rel (a cached listing: reached by absolute path); w->rel
- * holds the parent's relative path. */
+ * folder at w->rel (a cached listing: reached by its path from the root's
+ * parent, w->base_fd); w->rel holds the parent's relative path. */
 static int walk_entry(struct walk_state *w, int dfd, const char *name, unsigned char dtype,
                       size_t rel_len, int depth)
 {
@@ -696,6 +698,9 @@ static int walk_dir(struct walk_state *w, int fd, const struct stat *st, size_t 
         if (fd < 0 && (fd = openat(w->base_fd, abs + w->base_skip,
                                    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
             return walk_fail(w, errno);
+        struct stat now; /* the folder stat'ed is the one opened, or its listing is not kept */
+        if (recordable && (fstat(fd, &now) != 0 || now.st_dev != st->st_dev || now.st_ino != st->st_ino))
+            recordable = 0;
     }
     size_t len;
     char *names = read_names(fd, &len);
@@ -930,12 +935,40 @@ static void digest_state_init(struct digest_job *j, struct walk_state *w, int th
     w->base_fd = AT_FDCWD;
 }
 
+/* Network and FUSE filesystems may answer a folder's stat from a cache
+ * while another machine adds to it: their listings are always read. */
+static bool remote_fs(int fd)
+{
+    struct statfs sf;
+    if (fstatfs(fd, &sf) != 0)
+        return true;
+    switch ((unsigned long)sf.f_type) {
+    case 0x6969UL:     /* NFS */
+    case 0xFF534D42UL: /* CIFS */
+    case 0xFE534D42UL: /* SMB2 */
+    case 0x517BUL:     /* SMB */
+    case 0x65735546UL: /* FUSE */
+    case 0x01021997UL: /* 9P */
+    case 0x00C36400UL: /* Ceph */
+    case 0x47504653UL: /* GPFS */
+        return true;
+    default:
+        return false;
+    }
+}
+
 /* Makes root's parent folder w's base (kept open while the next roots share
- * it, as a workspace's components mostly do); without it, absolute paths. */
+ * it, as a workspace's components mostly do); without it, absolute paths.
+ * Sets w->base_remote (see remote_fs). */
 static void digest_set_base(struct walk_state *w, const char *root)
 {
-    const char *slash = strrchr(root, '/');
-    size_t len = slash ? (size_t)(slash - root) : 0;
+    size_t end = strlen(root);
+    while (end > 1 && root[end - 1] == '/') /* "/ws/c1/" is "/ws/c1" */
+        end--;
+    size_t len = end;
+    while (len > 0 && root[len - 1] != '/')
+        len--;
+    len = len > 1 ? len - 1 : 0; /* the parent, without its final '/' ("" for "/x") */
     if (w->base_dir && strlen(w->base_dir) == len && memcmp(w->base_dir, root, len) == 0)
         return;
     if (w->base_fd >= 0)
@@ -943,6 +976,7 @@ static void digest_set_base(struct walk_state *w, const char *root)
     free(w->base_dir);
     w->base_fd = AT_FDCWD;
     w->base_skip = 0;
+    w->base_remote = 0;
     w->base_dir = len ? strndup(root, len) : NULL;
     if (!w->base_dir)
         return;
@@ -954,6 +988,7 @@ static void digest_set_base(struct walk_state *w, const char *root)
     }
     w->base_fd = fd;
     w->base_skip = len + 1;
+    w->base_remote = remote_fs(fd);
 }
 
 static void digest_state_free(struct walk_state *w)
@@ -994,8 +1029,16 @@ static bool digest_next(struct digest_job *j, struct walk_state *w)
             w->root = j->roots[i];
             w->dircache_missed = 0;
             digest_set_base(w, w->root);
+            w->dircache = w->base_remote ? NULL : j->dircache;
             walked = fstatat(w->base_fd, w->root + w->base_skip, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-                     S_ISDIR(st.st_mode) && walk_dir(w, -1, &st, 0, 1) == 0;
+                     S_ISDIR(st.st_mode);
+            if (walked && w->dircache) {
+                walked = walk_dir(w, -1, &st, 0, 1) == 0;
+            } else if (walked) {
+                int fd = openat(w->base_fd, w->root + w->base_skip,
+                                O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                walked = fd >= 0 && walk_dir(w, fd, NULL, 0, 1) == 0;
+            }
             if (!walked) { /* none of its records */
                 out->len = len;
                 out->count = count;
@@ -1121,6 +1164,7 @@ static int fs_walk_digests(lua_State *L)
         return luaL_error(L, "walk_digests: too many roots");
     struct digest_job *j = lua_newuserdatauv(L, sizeof *j, 0); // [roots, opts, state, job]
     memset(j, 0, sizeof *j);
+    j->helper.base_fd = AT_FDCWD; /* not fd 0, should the GC close the job before it starts */
     size_t ptrs = (n + (size_t)opts->n_ignore) * sizeof(const char *);
     char *block = calloc(1, ptrs + n * (BBIT_SHA256_HEX_LEN + 1) + n * sizeof(atomic_uchar) +
                                 strings + 1);
@@ -1155,6 +1199,8 @@ static int fs_walk_digests(lua_State *L)
     if (lua_type(L, 2) == LUA_TTABLE && lua_getfield(L, 2, "dircache") != LUA_TNIL) {
         if (lua_type(L, -1) != LUA_TSTRING)
             return luaL_error(L, "walk_digests: opts.dircache must be a file path");
+        if (recent_ns == INT64_MAX) /* what to leave out of it: see bbit/dircache.h */
+            return luaL_error(L, "walk_digests: opts.dircache needs recent_ns");
         const char *path = lua_tostring(L, -1);
         bool absolute = true; /* the cache is keyed by absolute paths */
         for (size_t i = 0; i < n; i++)
@@ -1164,6 +1210,7 @@ static int fs_walk_digests(lua_State *L)
             j->dircache = j->dircache_path ? bbit_dircache_load(path) : NULL;
             if (!j->dircache) {
                 free(j->dircache_path);
+                j->dircache_path = NULL;
                 return luaL_error(L, "walk_digests: out of memory");
             }
         }

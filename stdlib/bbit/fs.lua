@@ -206,7 +206,9 @@ end
 --- inode, mtime, ctime and size are those recorded is not read again (its
 --- entries are still stat'ed), and the file is rewritten at `close` when a
 --- walk of every root changed it. Folders changed at or after `recent_ns`
---- are not recorded. Used only when every root is an absolute path.
+--- (required with it) are not recorded. Used only when every root is an
+--- absolute path, and not on network or FUSE filesystems (NFS, SMB, 9P,
+--- Ceph, GPFS, FUSE), whose folder stats may come from a client cache.
 ---
 ---   local job <close> = fs.walk_digests(roots, { ignore = { "node_modules" } })
 ---   for i = 1, #roots do local digest, unstable = job:get(i) ... end

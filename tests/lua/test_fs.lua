@@ -741,8 +741,17 @@ t.test("walk_digests with a dircache: the same digests, folders not read again, 
   job:close()
   t.eq(fs.exists(cache), false, "not written for relative roots")
   t.raises(function()
-    fs.walk_digests(roots, { dircache = 42 })
+    fs.walk_digests(roots, { dircache = 42 }, future)
   end, "opts.dircache must be a file path")
+  t.raises(function()
+    fs.walk_digests(roots, { dircache = cache })
+  end, "opts.dircache needs recent_ns")
+  collectgarbage() -- the jobs those calls left are closed: none may close fd 0
+  t.ok(fs.exists("/proc/self/fd/0"), "stdin is still open")
+  -- a root written with a trailing slash is the same folder, cached the same way
+  local slashed <close> = fs.walk_digests({ roots[4] .. "/", roots[4] .. "//" }, { dircache = cache }, future)
+  t.eq(slashed:get(1), after[4], "trailing slash")
+  t.eq(slashed:get(2), after[4], "trailing slashes")
 end)
 
 t.done()
