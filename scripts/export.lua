@@ -131,11 +131,7 @@ export:step("collect", function(ctx)
   local refs = ws.scope:refs()
   local components = require("bbit.components")
   local wanted = {}
-  local ids = {}
-  for id in pairs(refs.components) do
-    ids[#ids + 1] = id
-  end
-  table.sort(ids)
+  local ids = ws.scope:staged_ids() -- only these refs are read
   local function staged(id)
     local ref = refs.components[id]
     return ref and localscope.staged_of(ref) or {}

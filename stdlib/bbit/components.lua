@@ -45,6 +45,7 @@ function M.analyze(ws)
     layout[i + 1] = id .. "\0" .. entries[id].rootDir
   end
   local deps_key = hash.sha256(table.concat(layout, "\n"))
+  ws.scope:read_all_refs() -- every component's is looked at below
   local index = ws.scope:index()
   if index.deps_key ~= deps_key then
     index.deps, index.deps_key = {}, deps_key

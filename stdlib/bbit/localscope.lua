@@ -1,17 +1,24 @@
 --- The workspace's local scope (SPEC §2.3): `.git/bit/` when the workspace
 --- root has a `.git` directory, else `.bit/`. It holds the object store, the
---- component refs (`refs.json`), the stat cache (`index.json`), the
---- journal of multi-file updates and the build cache.
+--- component refs (`refs/`), the stat cache (`index.json`), the journal of
+--- multi-file updates and the build cache.
 ---
---- refs.json:
----   { "format": 1, "components": { "<id>": {
----       "head": "0.0.2",                       -- the local head version
----       "versions": { "0.0.1": { "id": "<version object id>", "tree": "<files hash>",
----                                "exported": true } },
----       "remote": { "scope": "my-org.ui", "head": "0.0.1" }  -- last known remote head
----   } } }
+--- The refs of each component:
+---   { "head": "0.0.2",                                   -- the local head version
+---     "versions": { "0.0.1": { "id": "<version object id>", "tree": "<files hash>",
+---                              "exported": true } },
+---     "remote": { "scope": "my-org.ui", "head": "0.0.1" } } -- last known remote head
+--- are kept in 16 files, `refs/NN.json` (`{ "<id>": ref }`, NN the first
+--- byte of the id's SHA-256 divided by 16), each read when one of its
+--- components is first needed (few files: a command reading every ref opens
+--- them all, one that reads a few decodes a sixteenth), and `refs/staged.json`, the ids that have staged versions:
+--- an export reads the refs of what it sends, not of every component. All
+--- of them change through `Workspace:commit_changes` (the journal). A
+--- workspace with the earlier single `refs.json` is read from it, and moves
+--- to `refs/` at its next update.
 local errors = require("bbit.errors")
 local fs = require("bbit.fs")
+local hash = require("bbit.hash")
 local json = require("bbit.json")
 local semver = require("bbit.semver")
 local store = require("bbit.store")
@@ -81,12 +88,117 @@ function Scope:clean_temp()
   end
 end
 
---- The refs (loaded once per scope object).
+-- ---------------------------------------------------------------- refs
+
+local SHARDS = 16
+local shard_names = {} -- id -> "NN" (hashing each id once per process)
+local function shard_of(id)
+  local name = shard_names[id]
+  if not name then
+    name = ("%02d"):format(tonumber(hash.sha256(id):sub(1, 2), 16) // 16)
+    shard_names[id] = name
+  end
+  return name
+end
+
+local function has_staged(ref)
+  for _, v in pairs(ref and ref.versions or {}) do
+    if not v.exported then
+      return true
+    end
+  end
+  return false
+end
+
+-- The loaded state of the refs: `loaded[NN]` the shard tables read (or
+-- made), `text[NN]` what each was read from (nil: not on disk as it is, to
+-- be written), `staged` the set of refs/staged.json (nil until read).
+local function refs_state(scope)
+  local st = scope._refs_state
+  if st then
+    return st
+  end
+  st = { dir = scope.dir .. "/refs", loaded = {}, text = {} }
+  scope._refs_state = st
+  if not fs.is_dir(st.dir) then
+    -- format 1, one refs.json: read whole, every shard written at the next update
+    local legacy = json.read_if_exists(scope.dir .. "/refs.json")
+    for id, ref in pairs(legacy and legacy.components or {}) do
+      local name = shard_of(id)
+      st.loaded[name] = st.loaded[name] or {} -- text nil: written at the next update
+      st.loaded[name][id] = ref
+    end
+    st.migrating = legacy ~= nil
+  end
+  return st
+end
+
+local function shard(scope, name)
+  local st = refs_state(scope)
+  local t = st.loaded[name]
+  if not t then
+    local file = st.dir .. "/" .. name .. ".json"
+    local text = fs.try_read(file)
+    t = text and json.decode(text, { name = file }) or {}
+    if not json.is_object(t) and next(t) ~= nil then
+      errors.fail(("%s: expected a JSON object of component refs"):format(file),
+        "restore it from a backup, or remove .bit/refs to start the local history over")
+    end
+    st.loaded[name], st.text[name] = t, text or ""
+  end
+  return t
+end
+
+-- Every shard, and `all`: id -> ref over all of them (kept up to date by
+-- the components proxy), so a command looking at every component indexes
+-- one table.
+local function all_shards(scope)
+  local st = refs_state(scope)
+  if not st.all then
+    local all = {}
+    for i = 0, SHARDS - 1 do
+      for id, ref in pairs(shard(scope, ("%02d"):format(i))) do
+        all[id] = ref
+      end
+    end
+    st.all = all
+  end
+  return st.loaded, st.all
+end
+
+--- The refs: `{ components = <id -> ref> }`. `components` reads the shard of
+--- an id when it is first indexed; `pairs` over it reads them all. Assign
+--- `components[id] = ref` (or nil) for a new or removed component; change a
+--- ref's fields in place. `Workspace:commit_changes` writes what changed.
 ---@return table
 function Scope:refs()
   if not self._refs then
-    self._refs = json.read_if_exists(self.dir .. "/refs.json") or { format = 1, components = {} }
-    self._refs.components = self._refs.components or {}
+    local scope = self
+    local components = setmetatable({}, {
+      __index = function(_, id)
+        local st = refs_state(scope)
+        if st.all then
+          return st.all[id]
+        end
+        return type(id) == "string" and shard(scope, shard_of(id))[id] or nil
+      end,
+      __newindex = function(_, id, ref)
+        local st = refs_state(scope)
+        shard(scope, shard_of(id))[id] = ref
+        if st.all then
+          st.all[id] = ref
+        end
+      end,
+      __pairs = function()
+        local _, all = all_shards(scope)
+        local copy = {} -- assigning while iterating stays allowed
+        for id, ref in pairs(all) do
+          copy[id] = ref
+        end
+        return next, copy, nil
+      end,
+    })
+    self._refs = { format = 2, components = components }
   end
   return self._refs
 end
@@ -96,6 +208,88 @@ end
 ---@return table|nil
 function Scope:component(id)
   return self:refs().components[id]
+end
+
+--- Reads every component's ref now (for a command that looks at all of
+--- them: one pass over the files, then plain lookups).
+function Scope:read_all_refs()
+  all_shards(self)
+end
+
+--- The ids of the components with staged versions, sorted (refs/staged.json;
+--- worked out from every ref when that file is missing or damaged).
+---@return string[]
+function Scope:staged_ids()
+  local st = refs_state(self)
+  if not st.staged then
+    local text = not st.migrating and fs.try_read(st.dir .. "/staged.json")
+    local ok, set = pcall(function()
+      return text and json.decode(text)
+    end)
+    if ok and json.is_object(set) then
+      st.staged, st.staged_text = set, text
+    else
+      st.staged = {}
+      local _, all = all_shards(self)
+      for id, ref in pairs(all) do
+        st.staged[id] = has_staged(ref) or nil
+      end
+    end
+  end
+  local ids = {}
+  for id in pairs(st.staged) do
+    if has_staged(self:component(id)) then -- the refs are the truth
+      ids[#ids + 1] = id
+    end
+  end
+  table.sort(ids)
+  return ids
+end
+
+--- What an update writes: the refs files that changed since they were read,
+--- as `{ {file = "NN.json" | "staged.json", text = ...} }` (for
+--- Workspace:commit_changes), and whether `refs.json` (format 1) is to go.
+---@return table[] changes
+---@return boolean migrating
+function Scope:refs_changes()
+  local st = refs_state(self)
+  local changes, staged_dirty = {}, false
+  if not st.staged then
+    self:staged_ids()
+  end
+  local names = {}
+  for name in pairs(st.loaded) do
+    names[#names + 1] = name
+  end
+  table.sort(names)
+  for _, name in ipairs(names) do
+    local t = st.loaded[name]
+    local text = json.encode(json.object(t), { pretty = true })
+    if text ~= st.text[name] and not (st.text[name] == "" and next(t) == nil) then -- "": no file
+      changes[#changes + 1] = { file = name .. ".json", text = text }
+      for id in pairs(st.staged) do -- this shard's part of the staged set, again
+        if shard_of(id) == name then
+          st.staged[id] = nil
+        end
+      end
+      for id, ref in pairs(t) do
+        st.staged[id] = has_staged(ref) or nil
+      end
+      staged_dirty = true
+    end
+  end
+  if staged_dirty then
+    local text = json.encode(json.object(st.staged), { pretty = true })
+    if text ~= st.staged_text then
+      changes[#changes + 1] = { file = "staged.json", text = text }
+    end
+  end
+  return changes, st.migrating == true
+end
+
+--- Forgets the refs read (after an update, or to read them again).
+function Scope:refs_reload()
+  self._refs, self._refs_state = nil, nil
 end
 
 --- The versions of a component's ref, sorted ascending.

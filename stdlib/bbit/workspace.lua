@@ -103,16 +103,33 @@ function Workspace:close()
   end
 end
 
--- A change of refs.json and .bitmap together goes through the journal: both
--- new files are first written complete into .bit/journal/ (NAME.refs.json,
--- then NAME.bitmap), each durable before the next step, then renamed over
--- refs.json and .bitmap in that order, each rename durable before the next.
--- So NAME.bitmap present means the update was decided: the next command
--- finishes it (roll forward); NAME.refs.json alone means it was interrupted
--- before, and nothing had changed.
+-- A change of the refs and .bitmap together goes through the journal: the
+-- new refs files (NAME.refs-NN.json, NAME.refs-staged.json) are first
+-- written complete into .bit/journal/ and made durable, then NAME.bitmap
+-- (durable too); then the refs files are renamed into refs/ and NAME.bitmap
+-- over .bitmap, in that order, each step durable before the next. So
+-- NAME.bitmap present means the update was decided: the next command
+-- finishes it (roll forward); refs files alone mean it was interrupted
+-- before, and nothing had changed. (NAME.refs.json is the refs.json of an
+-- update journaled by an earlier bbit: finished the same way.)
 local function journal_paths(ws, name)
   local dir = ws.scope.dir .. "/journal/" .. name
   return dir .. ".refs.json", dir .. ".bitmap"
+end
+
+-- The refs files of journal `name`, as {journal file, file in refs/}.
+local function journal_refs(ws, name, listing)
+  local dir, prefix, out = ws.scope.dir .. "/journal/", name .. ".refs-", {}
+  for _, f in ipairs(listing) do
+    if f:sub(1, #prefix) == prefix and not f:find("/", 1, true) then
+      out[#out + 1] = { dir .. f, ws.scope.dir .. "/refs/" .. f:sub(#prefix + 1) }
+    end
+  end
+  return out
+end
+
+local function journal_listing(ws)
+  return fs.glob("*", { cwd = ws.scope.dir .. "/journal" })
 end
 
 -- .bit/journal and the workspace root can be on different filesystems (a
@@ -129,35 +146,64 @@ local function move(from, to)
   end
 end
 
-local function apply_journal(ws, name)
+local function apply_journal(ws, name, listing)
   local refs_new, bitmap_new = journal_paths(ws, name)
-  if fs.exists(refs_new) then -- else renamed before an interruption
+  local files = journal_refs(ws, name, listing)
+  if #files > 0 then -- else renamed before an interruption
+    local refs_dir = ws.scope.dir .. "/refs"
+    if not fs.is_dir(refs_dir) then
+      fs.mkdir(refs_dir)
+      fs.sync(ws.scope.dir)
+    end
+    for _, f in ipairs(files) do
+      fs.rename(f[1], f[2])
+    end
+    fs.sync(refs_dir) -- durable before NAME.bitmap, the mark of the update, goes
+  end
+  if fs.exists(refs_new) then -- an earlier bbit's journal
     fs.rename(refs_new, ws.scope.dir .. "/refs.json")
-    fs.sync(ws.scope.dir) -- durable before NAME.bitmap, the mark of the update, goes
+    fs.sync(ws.scope.dir)
   end
   fault.point(name .. ":after-refs")
   move(bitmap_new, ws.root .. "/.bitmap")
   fs.sync(ws.root)
-  ws.scope._refs = nil
+  if fs.is_dir(ws.scope.dir .. "/refs") then -- refs/ is complete: the format-1 file is not read again
+    fs.try_remove(ws.scope.dir .. "/refs.json")
+  end
+  ws.scope:refs_reload()
 end
 
 --- Finishes an update an interrupted command left in the journal.
 function Workspace:recover()
+  local listing = journal_listing(self)
+  if #listing == 0 then
+    return
+  end
+  local present = {}
+  for _, f in ipairs(listing) do
+    present[f] = true
+  end
   for _, name in ipairs({ "tag", "reset", "export-local", "import" }) do
-    local refs_new, bitmap_new = journal_paths(self, name)
-    local old = self.scope:journal_read(name) -- the one-file journal of earlier versions
-    if fs.exists(bitmap_new) or old then
+    local refs_new = journal_paths(self, name)
+    local decided = present[name .. ".bitmap"]
+    local old = present[name .. ".json"] and self.scope:journal_read(name) -- the one-file journal of earlier versions
+    if decided or old then
       require("bbit.log").warn("finishing an interrupted `bbit %s` (from %s)", name, self.scope.dir .. "/journal")
     end
-    if fs.exists(bitmap_new) then
-      apply_journal(self, name)
-    elseif fs.exists(refs_new) then
-      fs.remove(refs_new)
+    if decided then
+      apply_journal(self, name, listing)
     elseif old then
       fs.write(self.scope.dir .. "/refs.json", old.refs)
       fs.write(self.root .. "/.bitmap", old.bitmap)
       self.scope:journal_clear(name)
-      self.scope._refs = nil
+      self.scope:refs_reload()
+    else
+      for _, f in ipairs(journal_refs(self, name, listing)) do
+        fs.remove(f[1])
+      end
+      if present[name .. ".refs.json"] then
+        fs.remove(refs_new)
+      end
     end
   end
 end
@@ -165,17 +211,23 @@ end
 --- Writes the changed refs and .bitmap together, through the journal `name`.
 ---@param name string the command, e.g. "tag"
 function Workspace:commit_changes(name)
-  local refs_new, bitmap_new = journal_paths(self, name)
-  local function mode_of(path) -- the new file keeps the old one's permissions
-    local st = fs.stat(path)
-    return st and st.mode & 511 or nil
+  local _, bitmap_new = journal_paths(self, name)
+  local journal = self.scope.dir .. "/journal"
+  fs.mkdir(journal)
+  -- the refs files, each flushed, then their folder: all durable before NAME.bitmap
+  local changes = self.scope:refs_changes()
+  for _, c in ipairs(changes) do
+    local path = ("%s/%s.refs-%s"):format(journal, name, c.file)
+    fs.write(path, c.text, { fsync = false })
+    fs.sync(path)
   end
-  fs.mkdir(self.scope.dir .. "/journal")
-  -- each written, synced with its folder (fs.write), before the next
-  fs.write(refs_new, json.encode(self.scope:refs(), { pretty = true }), { mode = mode_of(self.scope.dir .. "/refs.json") })
-  fs.write(bitmap_new, self.bitmap:encode(), { mode = mode_of(self.root .. "/.bitmap") }) -- decided
+  if #changes > 0 then
+    fs.sync(journal)
+  end
+  local st = fs.stat(self.root .. "/.bitmap") -- the new file keeps the old one's permissions
+  fs.write(bitmap_new, self.bitmap:encode(), { mode = st and st.mode & 511 or nil }) -- decided
   fault.point(name .. ":after-journal")
-  apply_journal(self, name)
+  apply_journal(self, name, journal_listing(self))
 end
 
 --- The workspace aspect config (`teambit.workspace/workspace`).

@@ -42,6 +42,30 @@ local v = fn()
 print(type(v) == "table" and json.encode(v) or tostring(v))
 LUA
 jv() { "$BBIT" run "$T_DIR/jv.lua" "$@"; }
+
+# refs_json SCOPE_DIR: a local scope's component refs as one JSON object,
+# {"components": {...}} (refs/NN.json merged; the earlier refs.json as it is)
+cat >"$T_DIR/refs_json.lua" <<'LUA'
+local fs, json = require("bbit.fs"), require("bbit.json")
+local dir, all = arg[1], {}
+if fs.is_dir(dir .. "/refs") then
+  for _, f in ipairs(fs.glob("[0-9][0-9].json", { cwd = dir .. "/refs" })) do
+    for id, ref in pairs(json.read(dir .. "/refs/" .. f)) do
+      all[id] = ref
+    end
+  end
+elseif fs.exists(dir .. "/refs.json") then
+  all = json.read(dir .. "/refs.json").components
+end
+io.write(json.encode({ components = json.object(all) }), "\n")
+LUA
+refs_json() { "$BBIT" run "$T_DIR/refs_json.lua" "$1"; }
+# refs_file SCOPE_DIR: refs_json written to a file (for jv / expect_jv); prints its path
+refs_file() {
+  T_REFS_N=$((${T_REFS_N:-0} + 1))
+  refs_json "$1" >"$T_DIR/refs.$T_REFS_N.json" || fail "cannot read the refs of $1"
+  echo "$T_DIR/refs.$T_REFS_N.json"
+}
 # expect_jv FILE EXPR VALUE
 expect_jv() {
   local got

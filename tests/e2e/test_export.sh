@@ -91,6 +91,8 @@ expect_code 0; expect_out "nothing to export"
 # only missing objects are sent: change one file, tag, export
 echo "// tweak" >>components/utils/format/index.js
 run "$BBIT" tag
+expect_jv .bit/refs/staged.json 'd["utils/format"]' true
+printf '{"not": ' >.bit/refs/staged.json # a damaged list of staged components is worked out again
 asked=$(grep -c 'objects/missing' "$T_DIR/server-A.log")
 run "$BBIT" export
 expect_code 0
@@ -98,6 +100,8 @@ expect_out "utils/format@0.0.2"
 expect_out "uploaded 3 object(s)"
 expect_out "already on the server"
 ok "a new version uploads only the objects the server lacks"
+expect_jv .bit/refs/staged.json 'next(d)' nil
+ok "the list of staged components (refs/staged.json) follows; a damaged one is worked out again"
 [ "$(grep -c 'objects/missing' "$T_DIR/server-A.log")" = "$asked" ] ||
   fail "a component exported before was negotiated again: $(grep /api/ "$T_DIR/server-A.log")"
 ok "a component exported before: no negotiation, its last export tells what the server has"
@@ -147,11 +151,12 @@ cd "$ws"
 echo "// again" >>components/ui/button/index.js
 run "$BBIT" tag
 cp .bitmap "$T_DIR/bitmap.before"
-cp .git/bit/refs.json "$T_DIR/refs.before" 2>/dev/null || cp .bit/refs.json "$T_DIR/refs.before"
+refs_json .bit >"$T_DIR/refs.before"
 server_kill A
 run "$BBIT" export
 expect_code 1
 expect_err "cannot reach the server of scope my-org.ui at $A_URL"
 cmp -s .bitmap "$T_DIR/bitmap.before" || fail "an unreachable server changed .bitmap"
+refs_json .bit | cmp -s - "$T_DIR/refs.before" || fail "an unreachable server changed the refs"
 ok "server unreachable: the message names scope and URL; nothing changes locally"
 finish

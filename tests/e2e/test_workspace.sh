@@ -247,7 +247,7 @@ expect_out "> ui/button@0.0.1  → my-org.ui"
 for id in ui/button ui/theme utils/format; do
   expect_jv .bitmap "d[\"$id\"].version" 0.0.1
   expect_jv .bitmap "d[\"$id\"].scope" ""
-  expect_jv .git/bit/refs.json "d.components[\"$id\"].head" 0.0.1
+  expect_jv "$(refs_file .git/bit)" "d.components[\"$id\"].head" 0.0.1
 done
 expect_jv .bitmap 'd["ui/button"].defaultScope' my-org.ui
 expect_jv .bitmap 'd["utils/format"].defaultScope' my-org.utils
@@ -339,7 +339,7 @@ run "$BBIT" tag --ver 5.0.0 --skip-auto-tag 'utils/*'
 expect_code 0; expect_out "> utils/format@5.0.0  → my-org.utils"
 ok "tag --ver with a glob pattern"
 
-bitmap_sum=$(sum .bitmap); refs_sum=$(sum .git/bit/refs.json)
+bitmap_sum=$(sum .bitmap); refs_sum=$(refs_json .git/bit | sha256sum)
 write_file components/ui/theme/index.js 'export const theme = { c: "white" };'
 run "$BBIT" tag ui/theme@1.2.0
 expect_code 1; expect_err "ui/theme@1.2.0 already exists"
@@ -351,7 +351,7 @@ run "$BBIT" tag no/such
 expect_code 1; expect_err "no component matches 'no/such'"
 run "$BBIT" tag --ver 1.2
 expect_code 2; expect_err "--ver 1.2 is not a valid version"
-[ "$(sum .bitmap)" = "$bitmap_sum" ] && [ "$(sum .git/bit/refs.json)" = "$refs_sum" ] || fail "a refused tag changed .bitmap or refs"
+[ "$(sum .bitmap)" = "$bitmap_sum" ] && [ "$(refs_json .git/bit | sha256sum)" = "$refs_sum" ] || fail "a refused tag changed .bitmap or refs"
 # an invalid --ver is a usage error even when nothing would be tagged
 write_file components/ui/theme/index.js 'export const theme = { c: "black" };'
 run "$BBIT" status --json
@@ -414,14 +414,14 @@ expect_out_jv 'd.components[2].exported == json.null' true
 ok "list [--json]: heads, scopes, staged versions"
 
 # -------------------------------------------------------------------- reset
-bitmap_sum=$(sum .bitmap); refs_sum=$(sum .git/bit/refs.json)
+bitmap_sum=$(sum .bitmap); refs_sum=$(refs_json .git/bit | sha256sum)
 run "$BBIT" reset ui/theme --head
 expect_code 1
 expect_err "cannot reset ui/theme@2.0.0: the staged ui/button@0.0.4 depends on it"
 expect_err "or use --force"
 run "$BBIT" reset nothing-here
 expect_code 1; expect_err "no component matches 'nothing-here'"
-[ "$(sum .bitmap)" = "$bitmap_sum" ] && [ "$(sum .git/bit/refs.json)" = "$refs_sum" ] || fail "a refused reset changed .bitmap or refs"
+[ "$(sum .bitmap)" = "$bitmap_sum" ] && [ "$(refs_json .git/bit | sha256sum)" = "$refs_sum" ] || fail "a refused reset changed .bitmap or refs"
 ok "reset refuses a version another staged component depends on"
 
 run "$BBIT" reset ui/theme ui/button --head
@@ -431,8 +431,8 @@ expect_out "> ui/button: dropped 0.0.4, head is now 0.0.3"
 expect_out "> ui/theme: dropped 2.0.0, head is now 1.2.0"
 expect_jv .bitmap 'd["ui/theme"].version' 1.2.0
 expect_jv .bitmap 'd["ui/button"].version' 0.0.3
-expect_jv .git/bit/refs.json 'd.components["ui/theme"].versions["2.0.0"]' nil
-expect_jv .git/bit/refs.json 'd.components["ui/button"].head' 0.0.3
+expect_jv "$(refs_file .git/bit)" 'd.components["ui/theme"].versions["2.0.0"]' nil
+expect_jv "$(refs_file .git/bit)" 'd.components["ui/button"].head' 0.0.3
 expect_jv .bitmap 'd["ui/button"].nextVersion.message' kept
 ok "reset --head drops the newest staged version; .bitmap and refs follow"
 
@@ -440,7 +440,7 @@ run "$BBIT" reset utils/format --force
 expect_code 0
 expect_out "> utils/format: dropped 0.0.1, 0.1.0, 5.0.0, back to new"
 expect_jv .bitmap 'd["utils/format"].version' ""
-expect_jv .git/bit/refs.json 'd.components["utils/format"]' nil
+expect_jv "$(refs_file .git/bit)" 'd.components["utils/format"]' nil
 run "$BBIT" status
 expect_out "new components"; expect_out "> utils/format  → my-org.utils"
 ok "reset --force drops versions others depend on; the component is new again"
@@ -448,7 +448,7 @@ ok "reset --force drops versions others depend on; the component is new again"
 run "$BBIT" reset
 expect_code 0; expect_out "reset 2 component(s)"
 for id in ui/button ui/theme utils/format; do expect_jv .bitmap "d[\"$id\"].version" ""; done
-expect_jv .git/bit/refs.json 'next(d.components)' nil
+expect_jv "$(refs_file .git/bit)" 'next(d.components)' nil
 run "$BBIT" reset
 expect_code 0; expect_out "nothing to reset (no staged versions)"
 run "$BBIT" log ui/theme
@@ -459,7 +459,7 @@ ok "reset everything: back to new; reset again: nothing to reset"
 
 run "$BBIT" tag -m "first versions"
 expect_code 0; expect_out "3 component(s) tagged"; expect_out "ui/theme@0.0.1"
-theme_id_git=$(jv .git/bit/refs.json 'd.components["ui/theme"].versions["0.0.1"].id')
+theme_id_git=$(jv "$(refs_file .git/bit)" 'd.components["ui/theme"].versions["0.0.1"].id')
 ok "tag after reset starts again at 0.0.1"
 
 # -------------------------------------------------------- init (no git: .bit)
@@ -491,10 +491,10 @@ expect_code 0; expect_out "→ my-org.ui (--scope)"
 mkdir -p deep/er
 run "$BBIT" -C deep/er tag -m "first versions"
 expect_code 0; expect_out "> ui/theme@0.0.1  → my-org.ui"
-expect_jv .bit/refs.json 'd.components["ui/theme"].head' 0.0.1
+expect_jv "$(refs_file .bit)" 'd.components["ui/theme"].head' 0.0.1
 expect_jv .bitmap 'd["ui/theme"].defaultScope' my-org.ui
 # same files, log and (no) parents as in the git workspace: the same version id
-expect_jv .bit/refs.json 'd.components["ui/theme"].versions["0.0.1"].id' "$theme_id_git"
+expect_jv "$(refs_file .bit)" 'd.components["ui/theme"].versions["0.0.1"].id' "$theme_id_git"
 ok "outside git: add --scope, tag from a subfolder into .bit/; version objects are deterministic"
 
 # a component without --scope and no defaultScope anywhere cannot be tagged

@@ -19,6 +19,8 @@ done_all() {
 }
 
 sum() { cat "$@" | sha256sum | cut -d' ' -f1; }
+# the refs of the local scope DIR (whatever their files), as one checksum
+refs_sum() { refs_json "$1" | sha256sum | cut -d' ' -f1; }
 # stored objects (objects/tmp holds unfinished writes: a killed tag's pack)
 objects() { find "$1/objects" -path "$1/objects/tmp" -prune -o -type f -print | sort; }
 T_MTIME=1600000000
@@ -43,7 +45,8 @@ consistent() {
   local dir=$1 id head
   (cd "$dir" && "$BBIT" status >/dev/null 2>&1) || fail "$dir: status fails"
   for id in $(jv "$dir/.bitmap" '(function() local t = {} for k in pairs(d) do if not k:match("^[$_]") then t[#t + 1] = k end end table.sort(t) return table.concat(t, " ") end)()'); do
-    head=$(jv "$dir/.bit/refs.json" "(d.components[\"$id\"] or {}).head or \"\"")
+    refs_json "$dir/.bit" >"$T_DIR/refs.json"
+    head=$(jv "$T_DIR/refs.json" "(d.components[\"$id\"] or {}).head or \"\"")
     [ "$(jv "$dir/.bitmap" "d[\"$id\"].version")" = "$head" ] || fail "$dir: .bitmap version of $id is not its head '$head'"
     if [ -n "$head" ]; then
       (cd "$dir" && "$BBIT" show "$id@$head" --json >/dev/null 2>&1) || fail "$dir: cannot read $id@$head"
@@ -69,7 +72,7 @@ cp -a "$tpl" "$T_DIR/reference"
 (cd "$T_DIR/reference" && "$BBIT" tag -m second >/dev/null 2>&1) || fail "reference tag failed"
 expect_jv "$T_DIR/reference/.bitmap" 'd["ui/button"].version' 0.0.2
 ref_bitmap=$(sum "$T_DIR/reference/.bitmap")
-ref_refs=$(sum "$T_DIR/reference/.bit/refs.json")
+ref_refs=$(refs_sum "$T_DIR/reference/.bit")
 
 # --------------------------------------------------------- malformed files
 ws="$T_DIR/malformed"
@@ -78,14 +81,14 @@ cd "$ws"
 good_config=$(cat workspace.jsonc)
 printf '{\n  "teambit.workspace/workspace": {\n    "name": "x"\n    "defaultScope": "a.b"\n  }\n}\n' >workspace.jsonc
 write_file components/utils/other/index.js 'x'
-config_sum=$(sum workspace.jsonc); bitmap_sum=$(sum .bitmap); refs_sum=$(sum .bit/refs.json)
+config_sum=$(sum workspace.jsonc); bitmap_sum=$(sum .bitmap); refs_sum=$(refs_sum .bit)
 for cmd in "add components/utils/other" "tag" "status" "build" "reset"; do
   run "$BBIT" $cmd
   expect_code 1
   expect_err "$ws/workspace.jsonc:4:5: expected ',' or '}'"
   [ "$(sum workspace.jsonc)" = "$config_sum" ] || fail "bbit $cmd rewrote the malformed workspace.jsonc"
   [ "$(sum .bitmap)" = "$bitmap_sum" ] || fail "bbit $cmd changed .bitmap while workspace.jsonc is malformed"
-  [ "$(sum .bit/refs.json)" = "$refs_sum" ] || fail "bbit $cmd changed the refs while workspace.jsonc is malformed"
+  [ "$(refs_sum .bit)" = "$refs_sum" ] || fail "bbit $cmd changed the refs while workspace.jsonc is malformed"
 done
 ok "malformed workspace.jsonc: file:line:column; add/tag/status/build/reset change nothing"
 
@@ -105,7 +108,7 @@ for cmd in "add components/utils/other" "tag" "tag --ver 9.9.9" "reset" "init"; 
     expect_code 1; expect_err "$ws/.bitmap:4:43: expected a string key after ','"
   fi
   [ "$(sum .bitmap)" = "$bitmap_sum" ] || fail "bbit $cmd rewrote the malformed .bitmap"
-  [ "$(sum .bit/refs.json)" = "$refs_sum" ] || fail "bbit $cmd changed the refs while .bitmap is malformed"
+  [ "$(refs_sum .bit)" = "$refs_sum" ] || fail "bbit $cmd changed the refs while .bitmap is malformed"
 done
 printf '{\n    "ui/button": { "mainFile": "index.js" }\n}\n' >.bitmap
 bitmap_sum=$(sum .bitmap)
@@ -124,7 +127,7 @@ for point in tag:after-objects tag:after-journal tag:after-refs; do
   ws="$T_DIR/crash-${point#tag:}"
   cp -a "$tpl" "$ws"
   cd "$ws"
-  old_bitmap=$(sum .bitmap); old_refs=$(sum .bit/refs.json)
+  old_bitmap=$(sum .bitmap); old_refs=$(refs_sum .bit)
   run env BBIT_FAULT="$point" "$BBIT" tag -m second
   expect_code 137
   now=$(sum .bitmap)
@@ -132,19 +135,22 @@ for point in tag:after-objects tag:after-journal tag:after-refs; do
   jv .bitmap 'd["ui/theme"].version' >/dev/null || fail "$point: .bitmap unreadable"
   case $point in
     tag:after-objects)
-      [ "$(sum .bit/refs.json)" = "$old_refs" ] || fail "$point: refs changed before the journal"
+      [ "$(refs_sum .bit)" = "$old_refs" ] || fail "$point: refs changed before the journal"
       [ "$now" = "$old_bitmap" ] || fail "$point: .bitmap changed before the journal"
       [ -z "$(ls -A .bit/journal 2>/dev/null)" ] || fail "$point: a journal before the commit step"
       ;;
     tag:after-journal)
-      [ -f .bit/journal/tag.refs.json ] && [ -f .bit/journal/tag.bitmap ] || fail "$point: no journal"
-      [ "$(sum .bit/journal/tag.refs.json)" = "$ref_refs" ] || fail "$point: the journaled refs are not the new ones"
-      [ "$(sum .bit/refs.json)" = "$old_refs" ] || fail "$point: refs written before the journal was applied"
+      ls .bit/journal/tag.refs-*.json >/dev/null 2>&1 && [ -f .bit/journal/tag.bitmap ] || fail "$point: no journal"
+      [ "$(refs_sum .bit)" = "$old_refs" ] || fail "$point: refs written before the journal was applied"
+      cp -a .bit "$T_DIR/applied.bit" # the journaled refs files, put in place, are the new refs
+      for f in .bit/journal/tag.refs-*.json; do cp "$f" "$T_DIR/applied.bit/refs/${f#.bit/journal/tag.refs-}"; done
+      [ "$(refs_sum "$T_DIR/applied.bit")" = "$ref_refs" ] || fail "$point: the journaled refs are not the new ones"
+      rm -rf "$T_DIR/applied.bit"
       ;;
     tag:after-refs)
       [ -f .bit/journal/tag.bitmap ] || fail "$point: no journal"
-      [ ! -e .bit/journal/tag.refs.json ] || fail "$point: the journaled refs were not renamed"
-      [ "$(sum .bit/refs.json)" = "$ref_refs" ] || fail "$point: refs are not the new ones"
+      ! ls .bit/journal/tag.refs-* >/dev/null 2>&1 || fail "$point: the journaled refs were not renamed"
+      [ "$(refs_sum .bit)" = "$ref_refs" ] || fail "$point: refs are not the new ones"
       ;;
   esac
   # the next command finishes (or never saw) the interrupted tag; tag again works
@@ -156,7 +162,7 @@ for point in tag:after-objects tag:after-journal tag:after-refs; do
     expect_err "finishing an interrupted \`bbit tag\`"; expect_out "nothing to tag"
   fi
   [ "$(sum .bitmap)" = "$ref_bitmap" ] || fail "$point: after re-running, .bitmap differs from an uninterrupted tag"
-  [ "$(sum .bit/refs.json)" = "$ref_refs" ] || fail "$point: after re-running, refs differ from an uninterrupted tag"
+  [ "$(refs_sum .bit)" = "$ref_refs" ] || fail "$point: after re-running, refs differ from an uninterrupted tag"
   consistent "$ws"
   ok "killed at $point: .bitmap old or new, scope consistent; re-running tag ends as an uninterrupted tag"
 done
@@ -177,12 +183,13 @@ ok "an interrupted tag is finished by the next command (status)"
 ws="$T_DIR/crash-half-journal"
 cp -a "$tpl" "$ws"
 cd "$ws"
-old_bitmap=$(sum .bitmap); old_refs=$(sum .bit/refs.json)
+old_bitmap=$(sum .bitmap); old_refs=$(refs_sum .bit)
 mkdir -p .bit/journal
-printf '{"components": {' >.bit/journal/tag.refs.json
+printf '{"ui/theme": {' >.bit/journal/tag.refs-07.json
+printf '{"components": {' >.bit/journal/tag.refs.json # an earlier bbit's, as cut short
 run "$BBIT" tag -m second
 expect_code 0; expect_out "2 component(s) tagged"
-[ "$(sum .bitmap)" = "$ref_bitmap" ] && [ "$(sum .bit/refs.json)" = "$ref_refs" ] || fail "half journal: the tag differs from an uninterrupted one"
+[ "$(sum .bitmap)" = "$ref_bitmap" ] && [ "$(refs_sum .bit)" = "$ref_refs" ] || fail "half journal: the tag differs from an uninterrupted one"
 [ -z "$(ls -A .bit/journal)" ] || fail "half journal: left $(ls .bit/journal)"
 ok "a journal interrupted before it was complete is dropped; nothing had changed"
 
@@ -190,21 +197,35 @@ ok "a journal interrupted before it was complete is dropped; nothing had changed
 ws="$T_DIR/crash-old-journal"
 cp -a "$tpl" "$ws"
 cd "$ws"
-run env BBIT_FAULT=tag:after-journal "$BBIT" tag -m second
+run env BBIT_FAULT=tag:after-journal "$BBIT" tag -m second # its objects are stored
 expect_code 137
+# as an earlier bbit left it: one refs.json, and the tag's journal in one file
+rm .bit/journal/*
+refs_json .bit >.bit/refs.json && rm -r .bit/refs
+refs_json "$T_DIR/reference/.bit" >"$T_DIR/new-refs.json"
 cat >"$T_DIR/old-journal.lua" <<'LUA'
 local fs, json = require("bbit.fs"), require("bbit.json")
-local d = ".bit/journal/"
-fs.write(d .. "tag.json", json.encode({ refs = fs.read(d .. "tag.refs.json"), bitmap = fs.read(d .. "tag.bitmap") }))
-fs.remove(d .. "tag.refs.json")
-fs.remove(d .. "tag.bitmap")
+fs.mkdir(".bit/journal")
+fs.write(".bit/journal/tag.json", json.encode({ refs = fs.read(arg[1]), bitmap = fs.read(arg[2]) }))
 LUA
-"$BBIT" run "$T_DIR/old-journal.lua" || fail "cannot write an old-format journal"
+"$BBIT" run "$T_DIR/old-journal.lua" "$T_DIR/new-refs.json" "$T_DIR/reference/.bitmap" || fail "cannot write an old-format journal"
 run "$BBIT" status
 expect_code 0; expect_err "finishing an interrupted \`bbit tag\`"
-[ "$(sum .bitmap)" = "$ref_bitmap" ] && [ "$(sum .bit/refs.json)" = "$ref_refs" ] || fail "old journal: not applied"
+[ "$(sum .bitmap)" = "$ref_bitmap" ] && [ "$(refs_sum .bit)" = "$ref_refs" ] || fail "old journal: not applied"
 [ -z "$(ls -A .bit/journal)" ] || fail "old journal: left $(ls .bit/journal)"
 ok "a journal in the earlier one-file format is finished too"
+
+# that workspace's refs.json moves to refs/ with its next update, nothing lost
+echo "// more" >>components/utils/format/index.js
+run "$BBIT" tag utils/format -m third
+expect_code 0; expect_out "utils/format@0.0.2"
+[ -d .bit/refs ] && [ ! -e .bit/refs.json ] || fail "refs.json was not moved to refs/"
+expect_jv .bit/refs/staged.json 'd["utils/format"] and d["ui/theme"] and d["ui/button"] and true' true
+refs_json .bit >"$T_DIR/moved.json"
+expect_jv "$T_DIR/moved.json" 'd.components["ui/theme"].head' 0.0.2
+expect_jv "$T_DIR/moved.json" 'd.components["utils/format"].versions["0.0.1"].id ~= nil' true
+consistent "$ws"
+ok "an earlier workspace's refs.json moves to refs/ at its next update (staged list included)"
 
 # --------------------------------------------- real signals during a slow task
 slow_config() { # slow_config MARKER: a pipeline whose middle task takes 2 s
@@ -221,7 +242,7 @@ for sig in INT KILL; do
   cd "$ws"
   marker="$T_DIR/marker-$sig"
   slow_config "$marker"
-  old_bitmap=$(sum .bitmap); old_refs=$(sum .bit/refs.json); old_objects=$(objects .bit)
+  old_bitmap=$(sum .bitmap); old_refs=$(refs_sum .bit); old_objects=$(objects .bit)
   set -m # a job of its own: SIGINT is not ignored, as for a command run at a terminal
   "$BBIT" tag -m second >"$T_DIR/sig.out" 2>&1 &
   pid=$!
@@ -236,7 +257,7 @@ for sig in INT KILL; do
   if [ "$sig" = INT ]; then [ "$code" = 130 ] || [ "$code" = 1 ] || fail "SIGINT: exit $code: $(cat "$T_DIR/sig.out")"; fi
   if [ "$sig" = KILL ]; then [ "$code" = 137 ] || fail "SIGKILL: exit $code"; fi
   [ "$(sum .bitmap)" = "$old_bitmap" ] || fail "SIG$sig during the pipeline changed .bitmap"
-  [ "$(sum .bit/refs.json)" = "$old_refs" ] || fail "SIG$sig during the pipeline changed the refs"
+  [ "$(refs_sum .bit)" = "$old_refs" ] || fail "SIG$sig during the pipeline changed the refs"
   # tag stores file blobs as it hashes them (like `git add`): unreferenced,
   # content-addressed, harmless. Nothing else may appear: no version object,
   # no artifact.
@@ -346,7 +367,7 @@ grep -qF "> utils/format: unknown dependency: ui/nope (not a component of this w
   || bug "a dependency declared in .bitmap after the component was analysed is ignored (dependency cache keyed by the files only): $OUT"
 ok "status lists missing folders, symlinks out of the workspace, a missing main file, unknown dependencies"
 
-bitmap_sum=$(sum .bitmap); refs_sum=$(sum .bit/refs.json); objs=$(objects .bit)
+bitmap_sum=$(sum .bitmap); refs_sum=$(refs_sum .bit); objs=$(objects .bit)
 for id in extra/gone extra/linked extra/mainless extra/leaky extra/needy; do
   run "$BBIT" tag "$id@5.0.0"
   expect_code 1; expect_err "these components have issues and cannot be tagged:"; expect_err "  $id: "
@@ -360,7 +381,7 @@ run "$BBIT" build extra/leaky
   || bug "bbit build of a component with an issue (an escaping symlink) passed: validate's result came from the cache: $OUT $ERR"
 run "$BBIT" build extra/leaky --no-cache
 expect_code 1; expect_err "extra/leaky: validate: components/extra/leaky/secret.txt is a symlink pointing outside the component"
-[ "$(sum .bitmap)" = "$bitmap_sum" ] && [ "$(sum .bit/refs.json)" = "$refs_sum" ] || fail "a refused tag changed .bitmap or refs"
+[ "$(sum .bitmap)" = "$bitmap_sum" ] && [ "$(refs_sum .bit)" = "$refs_sum" ] || fail "a refused tag changed .bitmap or refs"
 [ "$(objects .bit)" = "$objs" ] || fail "a refused tag stored objects"
 # the other components still tag
 write_file components/ui/theme/index.js 'export const theme = { c: "green" };'
