@@ -172,14 +172,17 @@ export:step("collect", function(ctx)
     end
   end
   ctx.staged = {}
-  for _, id in ipairs(ids) do
-    if wanted[id] then
-      local versions = {}
-      for _, v in ipairs(staged(id)) do
-        versions[#versions + 1] = { version = v, id = refs.components[id].versions[v].id }
-      end
-      ctx.staged[#ctx.staged + 1] = { id = id, versions = versions }
+  local sorted = {} -- the staged ids and the staged dependencies added
+  for id in pairs(wanted) do
+    sorted[#sorted + 1] = id
+  end
+  table.sort(sorted)
+  for _, id in ipairs(sorted) do
+    local versions = {}
+    for _, v in ipairs(staged(id)) do
+      versions[#versions + 1] = { version = v, id = refs.components[id].versions[v].id }
     end
+    ctx.staged[#ctx.staged + 1] = { id = id, versions = versions }
   end
   if #ctx.staged == 0 then
     if not ctx.resumed then

@@ -120,9 +120,20 @@ local function refs_state(scope)
   end
   st = { dir = scope.dir .. "/refs", loaded = {}, text = {} }
   scope._refs_state = st
-  if not fs.is_dir(st.dir) then
+  local legacy_file = scope.dir .. "/refs.json"
+  local sharded = fs.is_dir(st.dir)
+  if sharded and fs.exists(legacy_file) then
+    if #fs.glob("*.migrate", { cwd = scope.dir .. "/journal" }) > 0 then
+      sharded = false -- refs/ is being filled from refs.json by another bbit: still the truth
+    else
+      errors.fail(("%s and %s both hold the component refs"):format(legacy_file, st.dir),
+        "an earlier bbit wrote refs.json after this workspace moved to refs/: remove refs/ to keep the "
+          .. "refs.json (it moves to refs/ again at the next update), or remove refs.json")
+    end
+  end
+  if not sharded then
     -- format 1, one refs.json: read whole, every shard written at the next update
-    local legacy = json.read_if_exists(scope.dir .. "/refs.json")
+    local legacy = json.read_if_exists(legacy_file)
     for id, ref in pairs(legacy and legacy.components or {}) do
       local name = shard_of(id)
       st.loaded[name] = st.loaded[name] or {} -- text nil: written at the next update
@@ -140,9 +151,13 @@ local function shard(scope, name)
     local file = st.dir .. "/" .. name .. ".json"
     local text = fs.try_read(file)
     t = text and json.decode(text, { name = file }) or {}
-    if not json.is_object(t) and next(t) ~= nil then
+    local bad = type(t) ~= "table" or (not json.is_object(t) and next(t) ~= nil)
+    for _, ref in pairs(type(t) == "table" and t or {}) do
+      bad = bad or type(ref) ~= "table"
+    end
+    if bad then
       errors.fail(("%s: expected a JSON object of component refs"):format(file),
-        "restore it from a backup, or remove .bit/refs to start the local history over")
+        "restore it from a backup (it holds the local history of some components)")
     end
     st.loaded[name], st.text[name] = t, text or ""
   end
@@ -167,7 +182,8 @@ local function all_shards(scope)
 end
 
 --- The refs: `{ components = <id -> ref> }`. `components` reads the shard of
---- an id when it is first indexed; `pairs` over it reads them all. Assign
+--- an id when it is first indexed; `pairs` over it reads them all (use
+--- `pairs`, not `next`, `#` or `json.encode`: it is a proxy). Assign
 --- `components[id] = ref` (or nil) for a new or removed component; change a
 --- ref's fields in place. `Workspace:commit_changes` writes what changed.
 ---@return table
@@ -198,7 +214,7 @@ function Scope:refs()
         return next, copy, nil
       end,
     })
-    self._refs = { format = 2, components = components }
+    self._refs = { components = components }
   end
   return self._refs
 end
@@ -248,7 +264,8 @@ end
 
 --- What an update writes: the refs files that changed since they were read,
 --- as `{ {file = "NN.json" | "staged.json", text = ...} }` (for
---- Workspace:commit_changes), and whether `refs.json` (format 1) is to go.
+--- Workspace:commit_changes), and whether this update moves an earlier
+--- `refs.json` to `refs/` (then it writes every component's shard).
 ---@return table[] changes
 ---@return boolean migrating
 function Scope:refs_changes()

@@ -82,6 +82,8 @@ function M.open(root, opts)
     ws.lock = ws.scope:lock({ wait = opts.lock == "wait" })
     ws.scope:clean_temp()
     ws:recover()
+  else
+    ws:recover_if_free()
   end
   ws.config = json.read(ws.config_path)
   if type(ws.config) ~= "table" or json.is_array(ws.config) then
@@ -111,7 +113,9 @@ end
 -- NAME.bitmap present means the update was decided: the next command
 -- finishes it (roll forward); refs files alone mean it was interrupted
 -- before, and nothing had changed. (NAME.refs.json is the refs.json of an
--- update journaled by an earlier bbit: finished the same way.)
+-- update journaled by an earlier bbit: finished the same way. NAME.migrate
+-- marks the update that moves an earlier refs.json to refs/: refs.json goes
+-- before NAME.bitmap does.)
 local function journal_paths(ws, name)
   local dir = ws.scope.dir .. "/journal/" .. name
   return dir .. ".refs.json", dir .. ".bitmap"
@@ -155,8 +159,11 @@ local function apply_journal(ws, name, listing)
       fs.mkdir(refs_dir)
       fs.sync(ws.scope.dir)
     end
-    for _, f in ipairs(files) do
+    for i, f in ipairs(files) do
       fs.rename(f[1], f[2])
+      if i == 1 and #files > 1 then
+        fault.point(name .. ":among-refs")
+      end
     end
     fs.sync(refs_dir) -- durable before NAME.bitmap, the mark of the update, goes
   end
@@ -164,12 +171,15 @@ local function apply_journal(ws, name, listing)
     fs.rename(refs_new, ws.scope.dir .. "/refs.json")
     fs.sync(ws.scope.dir)
   end
+  local marker = ws.scope.dir .. "/journal/" .. name .. ".migrate"
+  if fs.exists(marker) then -- refs/ now holds what refs.json did
+    fs.try_remove(ws.scope.dir .. "/refs.json")
+    fs.sync(ws.scope.dir)
+    fs.remove(marker)
+  end
   fault.point(name .. ":after-refs")
   move(bitmap_new, ws.root .. "/.bitmap")
   fs.sync(ws.root)
-  if fs.is_dir(ws.scope.dir .. "/refs") then -- refs/ is complete: the format-1 file is not read again
-    fs.try_remove(ws.scope.dir .. "/refs.json")
-  end
   ws.scope:refs_reload()
 end
 
@@ -192,6 +202,7 @@ function Workspace:recover()
     end
     if decided then
       apply_journal(self, name, listing)
+      listing = journal_listing(self)
     elseif old then
       fs.write(self.scope.dir .. "/refs.json", old.refs)
       fs.write(self.root .. "/.bitmap", old.bitmap)
@@ -204,6 +215,26 @@ function Workspace:recover()
       if present[name .. ".refs.json"] then
         fs.remove(refs_new)
       end
+      if present[name .. ".migrate"] then
+        fs.remove(self.scope.dir .. "/journal/" .. name .. ".migrate")
+      end
+    end
+  end
+end
+
+--- For a command that reads without the lock: finishes an interrupted
+--- update first when no other bbit holds the lock (else it reads as is).
+function Workspace:recover_if_free()
+  if #journal_listing(self) == 0 then
+    return
+  end
+  local lock = fs.try_lock(self.scope.dir .. "/lock")
+  if lock then
+    local ok, err = pcall(self.recover, self)
+    lock:release()
+    if not ok then
+      require("bbit.log").warn("cannot finish the interrupted update in %s: %s", self.scope.dir .. "/journal",
+        errors.message(err))
     end
   end
 end
@@ -214,14 +245,20 @@ function Workspace:commit_changes(name)
   local _, bitmap_new = journal_paths(self, name)
   local journal = self.scope.dir .. "/journal"
   fs.mkdir(journal)
+  for _, f in ipairs(journal_refs(self, name, journal_listing(self))) do
+    fs.remove(f[1]) -- left by an attempt that failed in this process
+  end
   -- the refs files, each flushed, then their folder: all durable before NAME.bitmap
-  local changes = self.scope:refs_changes()
+  local changes, migrating = self.scope:refs_changes()
+  if migrating then
+    fs.write(journal .. "/" .. name .. ".migrate", "", { fsync = false })
+  end
   for _, c in ipairs(changes) do
     local path = ("%s/%s.refs-%s"):format(journal, name, c.file)
     fs.write(path, c.text, { fsync = false })
     fs.sync(path)
   end
-  if #changes > 0 then
+  if #changes > 0 or migrating then
     fs.sync(journal)
   end
   local st = fs.stat(self.root .. "/.bitmap") -- the new file keeps the old one's permissions

@@ -56,6 +56,8 @@ if fs.is_dir(dir .. "/refs") then
   end
 elseif fs.exists(dir .. "/refs.json") then
   all = json.read(dir .. "/refs.json").components
+else
+  error("no refs in " .. dir)
 end
 io.write(json.encode({ components = json.object(all) }), "\n")
 LUA

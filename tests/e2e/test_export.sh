@@ -146,6 +146,27 @@ expect_out "staged: 0.0.1, 0.0.3"
 [ "$(scope_state A my-org.ui | grep ui/theme | cut -f2)" = 0.0.2 ] || fail "the refused export changed the server"
 ok "diverging histories: the second export is refused with the fix; local versions kept"
 
+cd "$ws"
+# a staged dependency goes along with what depends on it, even when the list
+# of staged components lacks it (the refs are worked out from, not the list)
+echo "// dep" >>components/ui/theme/index.js
+run "$BBIT" tag ui/theme -m "dep" # ui/button is auto-tagged: it depends on ui/theme
+expect_code 0; expect_out "ui/button@"
+cat >"$T_DIR/unstage.lua" <<'LUA'
+local fs, json = require("bbit.fs"), require("bbit.json")
+local staged = json.read(".bit/refs/staged.json")
+staged["ui/theme"] = nil
+fs.write(".bit/refs/staged.json", json.encode(json.object(staged), { pretty = true }))
+LUA
+"$BBIT" run "$T_DIR/unstage.lua" || fail "cannot edit staged.json"
+run "$BBIT" export ui/button
+expect_code 0
+expect_err "also exporting ui/theme"
+expect_out "ui/theme@0.0.3"; expect_out "ui/button@0.0.2"
+run "$BBIT" status
+expect_no "staged"
+ok "a staged dependency is exported along, also when the staged list lacks it"
+
 # server unreachable
 cd "$ws"
 echo "// again" >>components/ui/button/index.js

@@ -215,17 +215,30 @@ expect_code 0; expect_err "finishing an interrupted \`bbit tag\`"
 [ -z "$(ls -A .bit/journal)" ] || fail "old journal: left $(ls .bit/journal)"
 ok "a journal in the earlier one-file format is finished too"
 
-# that workspace's refs.json moves to refs/ with its next update, nothing lost
+# that workspace's refs.json moves to refs/ with its next update, nothing lost,
+# also when the update is killed while it fills refs/ (a reader finishes it)
+cp -a "$ws" "$T_DIR/crash-migrate"
 echo "// more" >>components/utils/format/index.js
 run "$BBIT" tag utils/format -m third
 expect_code 0; expect_out "utils/format@0.0.2"
 [ -d .bit/refs ] && [ ! -e .bit/refs.json ] || fail "refs.json was not moved to refs/"
+cd "$T_DIR/crash-migrate"
+echo "// more" >>components/utils/format/index.js
+run env BBIT_FAULT=tag:among-refs "$BBIT" tag utils/format -m third
+expect_code 137
+[ -d .bit/refs ] && [ -f .bit/refs.json ] && [ -f .bit/journal/tag.migrate ] || fail "not killed while filling refs/"
+run "$BBIT" list
+expect_code 0; expect_err "finishing an interrupted \`bbit tag\`"
+expect_out "utils/format"; expect_out "ui/theme"
+[ -d .bit/refs ] && [ ! -e .bit/refs.json ] && [ -z "$(ls -A .bit/journal)" ] || fail "list did not finish the move to refs/"
+consistent "$T_DIR/crash-migrate"
+cd "$ws"
 expect_jv .bit/refs/staged.json 'd["utils/format"] and d["ui/theme"] and d["ui/button"] and true' true
 refs_json .bit >"$T_DIR/moved.json"
 expect_jv "$T_DIR/moved.json" 'd.components["ui/theme"].head' 0.0.2
 expect_jv "$T_DIR/moved.json" 'd.components["utils/format"].versions["0.0.1"].id ~= nil' true
 consistent "$ws"
-ok "an earlier workspace's refs.json moves to refs/ at its next update (staged list included)"
+ok "an earlier refs.json moves to refs/ at the next update (staged list included); killed while filling refs/, a reader (list) finishes it"
 
 # --------------------------------------------- real signals during a slow task
 slow_config() { # slow_config MARKER: a pipeline whose middle task takes 2 s
