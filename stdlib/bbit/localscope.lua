@@ -11,11 +11,12 @@
 --- are kept in 16 files, `refs/NN.json` (`{ "<id>": ref }`, NN the first
 --- byte of the id's SHA-256 divided by 16), each read when one of its
 --- components is first needed (few files: a command reading every ref opens
---- them all, one that reads a few decodes a sixteenth), and `refs/staged.json`, the ids that have staged versions:
---- an export reads the refs of what it sends, not of every component. All
---- of them change through `Workspace:commit_changes` (the journal). A
---- workspace with the earlier single `refs.json` is read from it, and moves
---- to `refs/` at its next update.
+--- them all, one that reads a few decodes a sixteenth), and
+--- `refs/staged.json`, the ids that have staged versions: an export reads
+--- the refs of what it sends, not of every component. All of them change
+--- through `Workspace:commit_changes` (the journal). A workspace with the
+--- earlier single `refs.json` is read from it, and moves to `refs/` at its
+--- next update.
 local errors = require("bbit.errors")
 local fs = require("bbit.fs")
 local hash = require("bbit.hash")
@@ -134,10 +135,14 @@ local function refs_state(scope)
   if not sharded then
     -- format 1, one refs.json: read whole, every shard written at the next update
     local legacy = json.read_if_exists(legacy_file)
+    for i = 0, SHARDS - 1 do -- nothing is read from refs/ (another bbit may be filling it)
+      local name = ("%02d"):format(i)
+      st.loaded[name], st.text[name] = {}, ""
+    end
     for id, ref in pairs(legacy and legacy.components or {}) do
       local name = shard_of(id)
-      st.loaded[name] = st.loaded[name] or {} -- text nil: written at the next update
       st.loaded[name][id] = ref
+      st.text[name] = nil -- written at the next update
     end
     st.migrating = legacy ~= nil
   end
