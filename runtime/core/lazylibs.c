@@ -36,82 +36,30 @@ static void load(const char *soname, const char *package, const struct slot *slo
     }
 }
 
-#define BBIT_LAZY_SLOT(name) {#name, (void **)&api.name},
+#define BBIT_LAZY_SLOT(name) {#name, (void **)&api->name},
 
-static struct bbit_curl_api curl;
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static void load_curl(void)
-{
-#define api curl
-    static const struct slot slots[] = {BBIT_CURL_FUNCTIONS(BBIT_LAZY_SLOT)};
-#undef api
-    load("libcurl.so.4", "libcurl4", slots, sizeof slots / sizeof *slots);
-}
-const struct bbit_curl_api *bbit_curl_api(void)
-{
-    pthread_once(&curl_once, load_curl);
-    return &curl;
-}
+/* The table of library NAME (struct bbit_NAME_api, its FUNCTIONS list), its
+ * loader and bbit_NAME_api(): loaded once, on the first call. */
+#define BBIT_LAZY_LIB(NAME, FUNCTIONS, SONAME, PACKAGE)                                          \
+    static struct bbit_##NAME##_api NAME;                                                        \
+    static pthread_once_t NAME##_once = PTHREAD_ONCE_INIT;                                       \
+    static void load_##NAME(void)                                                                \
+    {                                                                                            \
+        struct bbit_##NAME##_api *api = &NAME;                                                   \
+        const struct slot slots[] = {FUNCTIONS(BBIT_LAZY_SLOT)};                                 \
+        load(SONAME, PACKAGE, slots, sizeof slots / sizeof *slots);                              \
+    }                                                                                            \
+    const struct bbit_##NAME##_api *bbit_##NAME##_api(void)                                      \
+    {                                                                                            \
+        pthread_once(&NAME##_once, load_##NAME);                                                 \
+        return &NAME;                                                                            \
+    }
 
-static struct bbit_mhd_api mhd;
-static pthread_once_t mhd_once = PTHREAD_ONCE_INIT;
-static void load_mhd(void)
-{
-#define api mhd
-    static const struct slot slots[] = {BBIT_MHD_FUNCTIONS(BBIT_LAZY_SLOT)};
-#undef api
-    load("libmicrohttpd.so.12", "libmicrohttpd12", slots, sizeof slots / sizeof *slots);
-}
-const struct bbit_mhd_api *bbit_mhd_api(void)
-{
-    pthread_once(&mhd_once, load_mhd);
-    return &mhd;
-}
-
-static struct bbit_sqlite_api sqlite;
-static pthread_once_t sqlite_once = PTHREAD_ONCE_INIT;
-static void load_sqlite(void)
-{
-#define api sqlite
-    static const struct slot slots[] = {BBIT_SQLITE_FUNCTIONS(BBIT_LAZY_SLOT)};
-#undef api
-    load("libsqlite3.so.0", "libsqlite3-0", slots, sizeof slots / sizeof *slots);
-}
-const struct bbit_sqlite_api *bbit_sqlite_api(void)
-{
-    pthread_once(&sqlite_once, load_sqlite);
-    return &sqlite;
-}
-
-static struct bbit_archive_api archive;
-static pthread_once_t archive_once = PTHREAD_ONCE_INIT;
-static void load_archive(void)
-{
-#define api archive
-    static const struct slot slots[] = {BBIT_ARCHIVE_FUNCTIONS(BBIT_LAZY_SLOT)};
-#undef api
-    load("libarchive.so.13", "libarchive13", slots, sizeof slots / sizeof *slots);
-}
-const struct bbit_archive_api *bbit_archive_api(void)
-{
-    pthread_once(&archive_once, load_archive);
-    return &archive;
-}
-
-static struct bbit_crypto_api crypto;
-static pthread_once_t crypto_once = PTHREAD_ONCE_INIT;
-static void load_crypto(void)
-{
-#define api crypto
-    static const struct slot slots[] = {BBIT_CRYPTO_FUNCTIONS(BBIT_LAZY_SLOT)};
-#undef api
-    load("libcrypto.so.3", "libssl3", slots, sizeof slots / sizeof *slots);
-}
-const struct bbit_crypto_api *bbit_crypto_api(void)
-{
-    pthread_once(&crypto_once, load_crypto);
-    return &crypto;
-}
+BBIT_LAZY_LIB(curl, BBIT_CURL_FUNCTIONS, "libcurl.so.4", "libcurl4")
+BBIT_LAZY_LIB(mhd, BBIT_MHD_FUNCTIONS, "libmicrohttpd.so.12", "libmicrohttpd12")
+BBIT_LAZY_LIB(sqlite, BBIT_SQLITE_FUNCTIONS, "libsqlite3.so.0", "libsqlite3-0")
+BBIT_LAZY_LIB(archive, BBIT_ARCHIVE_FUNCTIONS, "libarchive.so.13", "libarchive13")
+BBIT_LAZY_LIB(crypto, BBIT_CRYPTO_FUNCTIONS, "libcrypto.so.3", "libssl3")
 
 /* Prefetching: a thread dlopens the library; the dynamic linker's lock
  * makes a first use on the main thread wait for it. The threads are joined

@@ -457,15 +457,21 @@ struct walk_state {
     char *err_path;
 };
 
-static int walk_gc(lua_State *L)
+/* Frees what a walk allocated as it went (not its options). */
+static void walk_free_buffers(struct walk_state *w)
 {
-    struct walk_state *w = luaL_checkudata(L, 1, WALK_TYPE);
     free(w->entries);
     free(w->names);
     free(w->rel);
     free(w->abs);
-    free(w->ignore);
     free(w->err_path);
+}
+
+static int walk_gc(lua_State *L)
+{
+    struct walk_state *w = luaL_checkudata(L, 1, WALK_TYPE);
+    walk_free_buffers(w);
+    free(w->ignore);
     memset(w, 0, sizeof *w);
     return 0;
 }
@@ -996,11 +1002,7 @@ static void digest_state_free(struct walk_state *w)
     if (w->base_fd >= 0)
         close(w->base_fd);
     free(w->base_dir);
-    free(w->entries);
-    free(w->names);
-    free(w->rel);
-    free(w->abs);
-    free(w->err_path);
+    walk_free_buffers(w); /* the options are the job's */
     memset(w, 0, sizeof *w);
 }
 

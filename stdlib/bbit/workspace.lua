@@ -125,7 +125,7 @@ end
 local function journal_refs(ws, name, listing)
   local dir, prefix, out = ws.scope.dir .. "/journal/", name .. ".refs-", {}
   for _, f in ipairs(listing) do
-    if f:sub(1, #prefix) == prefix and not f:find("/", 1, true) then
+    if f:sub(1, #prefix) == prefix then
       out[#out + 1] = { dir .. f, ws.scope.dir .. "/refs/" .. f:sub(#prefix + 1) }
     end
   end
@@ -150,9 +150,9 @@ local function move(from, to)
   end
 end
 
-local function apply_journal(ws, name, listing)
+-- `files`: the journal's refs files still to rename, {journal file, file in refs/}.
+local function apply_journal(ws, name, files)
   local refs_new, bitmap_new = journal_paths(ws, name)
-  local files = journal_refs(ws, name, listing)
   if #files > 0 then -- else renamed before an interruption
     local refs_dir = ws.scope.dir .. "/refs"
     if not fs.is_dir(refs_dir) then
@@ -201,7 +201,7 @@ function Workspace:recover()
       require("bbit.log").warn("finishing an interrupted `bbit %s` (from %s)", name, self.scope.dir .. "/journal")
     end
     if decided then
-      apply_journal(self, name, listing)
+      apply_journal(self, name, journal_refs(self, name, listing))
       listing = journal_listing(self)
     elseif old then
       fs.write(self.scope.dir .. "/refs.json", old.refs)
@@ -253,10 +253,12 @@ function Workspace:commit_changes(name)
   if migrating then
     fs.write(journal .. "/" .. name .. ".migrate", "", { fsync = false })
   end
+  local files = {}
   for _, c in ipairs(changes) do
     local path = ("%s/%s.refs-%s"):format(journal, name, c.file)
     fs.write(path, c.text, { fsync = false })
     fs.sync(path)
+    files[#files + 1] = { path, self.scope.dir .. "/refs/" .. c.file }
   end
   if #changes > 0 or migrating then
     fs.sync(journal)
@@ -264,7 +266,7 @@ function Workspace:commit_changes(name)
   local st = fs.stat(self.root .. "/.bitmap") -- the new file keeps the old one's permissions
   fs.write(bitmap_new, self.bitmap:encode(), { mode = st and st.mode & 511 or nil }) -- decided
   fault.point(name .. ":after-journal")
-  apply_journal(self, name, journal_listing(self))
+  apply_journal(self, name, files)
 end
 
 --- The workspace aspect config (`teambit.workspace/workspace`).
