@@ -963,6 +963,45 @@ static bool remote_fs(int fd)
     }
 }
 
+/* How long after a change a file's mtime may still be set again to the same
+ * value (a stat cache must not trust newer entries: git's "racy" case). On
+ * local filesystems with nanosecond timestamps they come from the kernel's
+ * coarse clock, one tick (<= 10 ms) behind: 0.1 s leaves a wide margin.
+ * Elsewhere 2 s: FAT's granularity, network filesystems' own clocks. */
+static int64_t timestamp_uncertainty_ns(const char *path)
+{
+    struct statfs sf;
+    if (statfs(path, &sf) == 0) {
+        switch ((unsigned long)sf.f_type) {
+        case 0xEF53UL:     /* ext2, ext3, ext4 */
+        case 0x58465342UL: /* XFS */
+        case 0x9123683EUL: /* Btrfs */
+        case 0x01021994UL: /* tmpfs */
+        case 0xF2F52010UL: /* F2FS */
+        case 0x794C7630UL: /* overlayfs (its files are on one of these) */
+        case 0x2FC12FC1UL: /* ZFS */
+            return 100 * 1000000LL;
+        default:
+            break;
+        }
+    }
+    return 2 * 1000000000LL;
+}
+
+// ns = core.fs.racy_since(path): the instant (ns since the epoch) from which a file
+// under path changed too recently for a stat cache to trust its stat: now minus
+// the filesystem's timestamp uncertainty (0.1 s on ext4, XFS, Btrfs, tmpfs, F2FS,
+// overlayfs, ZFS; 2 s elsewhere)
+static int fs_racy_since(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    int64_t window = timestamp_uncertainty_ns(path);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    lua_pushinteger(L, (lua_Integer)now.tv_sec * 1000000000 + now.tv_nsec - window);
+    return 1;
+}
+
 /* Makes root's parent folder w's base (kept open while the next roots share
  * it, as a workspace's components mostly do); without it, absolute paths.
  * Sets w->base_remote (see remote_fs). */
@@ -1660,6 +1699,7 @@ int luaopen_bbit_core_fs(lua_State *L)
         {"read", fs_read},
         {"write", fs_write},
         {"sync", fs_sync},
+        {"racy_since", fs_racy_since},
         {"copy", fs_copy},
         {"walk", fs_walk},
         {"walk_digest", fs_walk_digest},

@@ -1,5 +1,6 @@
 --- The workspace: the folder holding `workspace.jsonc` (found by walking up),
 --- its `.bitmap`, its local scope, and the state of each tracked component.
+local core_fs = require("bbit.core.fs")
 local bitmap = require("bbit.bitmap")
 local errors = require("bbit.errors")
 local fault = require("bbit.fault")
@@ -139,7 +140,6 @@ end
 -- .bit/journal and the workspace root can be on different filesystems (a
 -- mounted .git): then the new .bitmap is copied (atomically, synced) instead
 local function move(from, to)
-  local core_fs = require("bbit.core.fs")
   local ok, err, code = core_fs.rename(from, to)
   if not ok then
     if code ~= core_fs.errno.EXDEV then
@@ -444,14 +444,13 @@ function Workspace:script(name)
   return self._scripts[name]
 end
 
--- Stat-cache entries younger than this are re-hashed next time: a file
--- changed twice within the filesystem's timestamp granularity would
--- otherwise look unchanged (git's "racy" problem).
-local RACY_NS = 2 * 1000000000
-
--- Mtimes from this instant on count as racy.
-local function racy_ns()
-  return math.floor(os.time() * 1e9) - RACY_NS
+-- Mtimes from this instant on count as racy: such stat-cache entries are
+-- re-hashed next time, since a file changed twice within the filesystem's
+-- timestamp granularity would otherwise look unchanged (git's "racy"
+-- problem). The window depends on the filesystem (0.1 s on ext4 and the
+-- like, 2 s elsewhere): see core.fs.racy_since.
+local function racy_ns(ws)
+  return core_fs.racy_since(ws.root)
 end
 
 local function file_mode(st)
@@ -609,7 +608,7 @@ function Workspace:scan(id)
     comp.issues[1] = ("%s is not a folder"):format(root_dir)
     return comp
   end
-  local digest, _, racy = fs.walk_digest(abs_root, { ignore = self:ignore_patterns() }, racy_ns())
+  local digest, _, racy = fs.walk_digest(abs_root, { ignore = self:ignore_patterns() }, racy_ns(self))
   return scan_with_digest(self, comp, abs_root, digest, racy)
 end
 
@@ -631,7 +630,7 @@ function Workspace:prescan(ids)
   end
   -- folder listings are cached (cache/dirs): an unchanged folder is not read again
   self._prescan = fs.walk_digests(roots, { ignore = self:ignore_patterns(), dircache = self.scope.dir .. "/cache/dirs" },
-    racy_ns())
+    racy_ns(self))
 end
 
 --- The hash of a file list (path, mode, blob), as stored in version objects.

@@ -571,6 +571,30 @@ t.test("path.safe_relative and check_relative", function()
 end)
 
 fs.remove(root, { recursive = true })
+t.test("racy_since: now minus the filesystem's timestamp uncertainty; a file older than that is trusted", function()
+  local core = require("bbit.core.fs")
+  local function now_ns()
+    return math.tointeger(tonumber(io.popen("date +%s%N"):read("l")))
+  end
+  local d = dir()
+  local ftype = io.popen("stat -f -c %t " .. d):read("l") -- the filesystem's magic number, in hex
+  local fine = ({ ef53 = true, ["58465342"] = true, ["9123683e"] = true, ["1021994"] = true, f2f52010 = true,
+    ["794c7630"] = true, ["2fc12fc1"] = true })[ftype]
+  local window = fine and 100000000 or 2000000000
+  local before = now_ns()
+  local since = core.racy_since(d)
+  local after = now_ns()
+  t.ok(since >= before - window and since <= after - window,
+    ("racy_since is now minus %d ns on filesystem %s: %d not in [%d, %d]"):format(window, ftype, since,
+      before - window, after - window))
+  put(d .. "/a.js", "a")
+  t.eq(select(3, fs.walk_digest(d, {}, core.racy_since(d))), true, "a file just written is racy")
+  if fine then
+    os.execute("sleep 0.25")
+    t.eq(select(3, fs.walk_digest(d, {}, core.racy_since(d))), false, "0.25 s later it is trusted on " .. ftype)
+  end
+end)
+
 t.test("walk_digest: changes with any entry's name, size, mode or content; ignores what walk ignores", function()
   local d = dir()
   fs.mkdir(d .. "/sub")
