@@ -1,15 +1,22 @@
-/* bbit.core.http: HTTP transfers on one process-wide curl multi handle.
+/* bbit.core.http: HTTP transfers, on one of two transports.
  *
  * `core.http.start(request)` creates a transfer (a waitable, see
- * stdlib/bbit/jobs.lua) already added to the multi handle; `core.http.wait`
- * is the scheduler's blocking point while transfers are pending. Callbacks
- * from curl never touch Lua except the progress callback, which goes through
- * lua_pcall (garbage collector stopped, top saved) and aborts the transfer on
- * error. Retries, JSON and error wording for HTTP statuses are the public
- * tier's (stdlib/bbit/http.lua).
+ * stdlib/bbit/jobs.lua); `core.http.wait` is the scheduler's blocking point
+ * while transfers are pending. A request to an http:// URL with a numeric
+ * host (no proxy, no redirects to follow) goes over the plain HTTP/1.1
+ * transport (http_plain.c); every other one over libcurl, loaded on first use
+ * (~15 ms: the plain transport spares a command that). BBIT_HTTP=curl sends
+ * every request through libcurl. Both give the same results and messages.
+ *
+ * libcurl transfers share one process-wide multi handle. Callbacks from curl
+ * never touch Lua except the progress callback, which goes through lua_pcall
+ * (garbage collector stopped, top saved) and aborts the transfer on error.
+ * Retries, JSON and error wording for HTTP statuses are the public tier's
+ * (stdlib/bbit/http.lua).
  */
 #include <ctype.h>
 #include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,9 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "bbit/lazylibs.h" /* libcurl, loaded on first use */
-
-#include "bbit/luax.h"
+#include "http_transfer.h"
 
 #ifndef BBIT_VERSION
 #define BBIT_VERSION "0.0.0"
@@ -31,52 +36,13 @@
 
 enum { MAX_EXTRA_FDS = 256, ERROR_SNIPPET = 64 * 1024 };
 
-enum state { RUNNING, DONE, CANCELLED };
-
-/* A growable byte buffer. */
-struct buffer {
-    char *data;
-    size_t len, cap;
-};
-
-typedef struct transfer {
-    CURL *easy; // first field: NULL once closed
-    enum state state;
-    int in_multi;
-    char method[32];
-    char *url;
-    struct curl_slist *headers;
-    // request body: from memory or from a file
-    char *body;
-    size_t body_len, body_pos;
-    FILE *upload;
-    // response
-    struct buffer data;
-    struct buffer header_lines;
-    FILE *out;
-    char *out_path, *tmp_path;
-    curl_off_t max_size, received;
-    // progress callback
-    int progress_ref;
-    curl_off_t last_progress[4];
-    // outcome
-    CURLcode code;
-    long status;
-    char *abort_msg; // set by a callback that aborted the transfer
-    char *error;     // the final error message (NULL on success)
-    const char *error_kind;
-    double timeout, connect_timeout;
-    long low_speed_limit, low_speed_time;
-    char errbuf[CURL_ERROR_SIZE];
-} transfer;
-
 static CURLM *multi;           // the process-wide multi handle
 static lua_State *callback_L;  // the state running curl_multi_perform (for callbacks)
 static int in_perform;         // guards against re-entry from a progress callback
 
 /* ---- buffers and strings ---- */
 
-static int buffer_add(struct buffer *b, const char *s, size_t n)
+int buffer_add(struct buffer *b, const char *s, size_t n)
 {
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 1024;
@@ -94,14 +60,14 @@ static int buffer_add(struct buffer *b, const char *s, size_t n)
     return 0;
 }
 
-static void buffer_free(struct buffer *b)
+void buffer_free(struct buffer *b)
 {
     free(b->data);
     b->data = NULL;
     b->len = b->cap = 0;
 }
 
-static char *dup_printf(const char *fmt, ...)
+char *dup_printf(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -116,7 +82,7 @@ static char *dup_printf(const char *fmt, ...)
     return s;
 }
 
-static void set_abort(transfer *t, char *msg)
+void set_abort(transfer *t, char *msg)
 {
     if (!t->abort_msg)
         t->abort_msg = msg;
@@ -179,14 +145,22 @@ static void detach(transfer *t)
 /* Frees every resource of t; idempotent. */
 static void transfer_free(lua_State *L, transfer *t)
 {
+    t->open = NULL;
     detach(t);
-    if (t->easy) {
+    if (t->easy) { // every libcurl call is behind this test: a plain transfer never loads it
         CURL *e = t->easy;
         t->easy = NULL;
         curl_easy_cleanup(e);
+        curl_slist_free_all(t->curl_headers);
+        t->curl_headers = NULL;
     }
-    curl_slist_free_all(t->headers);
+    if (t->plain)
+        plain_close(t);
+    for (size_t i = 0; i < t->n_headers; i++)
+        free(t->headers[i]);
+    free(t->headers);
     t->headers = NULL;
+    t->n_headers = 0;
     discard_output(t);
     if (t->upload) {
         fclose(t->upload);
@@ -201,7 +175,8 @@ static void transfer_free(lua_State *L, transfer *t)
     free(t->out_path);
     free(t->abort_msg);
     free(t->error);
-    t->url = t->body = t->out_path = t->abort_msg = t->error = NULL;
+    free(t->effective_url);
+    t->url = t->body = t->out_path = t->abort_msg = t->error = t->effective_url = NULL;
     buffer_free(&t->data);
     buffer_free(&t->header_lines);
 }
@@ -216,77 +191,99 @@ static int transfer_close(lua_State *L)
     return 0;
 }
 
-/* ---- curl callbacks (no Lua here except through progress_cb's pcall) ---- */
+/* ---- the response, from either transport ---- */
 
-static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *ud)
+int transfer_header(transfer *t, const char *line, size_t n)
 {
-    transfer *t = ud;
-    size_t n = size * nmemb;
+    if (n >= 5 && memcmp(line, "HTTP/", 5) == 0) {
+        t->header_lines.len = 0; // a new response (after 100-continue or a redirect)
+        const char *sp = memchr(line, ' ', n);
+        t->status = sp ? strtol(sp + 1, NULL, 10) : 0;
+    }
+    return buffer_add(&t->header_lines, line, n);
+}
+
+int transfer_body(transfer *t, const char *p, size_t n)
+{
     t->received += (curl_off_t)n;
     if (t->max_size > 0 && t->received > t->max_size) {
         set_abort(t, dup_printf("response larger than the limit of %lld bytes",
                                 (long long)t->max_size));
         t->error_kind = "too_large";
-        return 0;
+        return -1;
     }
-    long status = 0;
-    curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
-    if (t->out && status < 300) {
-        if (fwrite(ptr, 1, n, t->out) != n) {
+    if (t->out && t->status < 300) {
+        if (fwrite(p, 1, n, t->out) != n) {
             set_abort(t, dup_printf("cannot write %s: %s", t->out_path, strerror(errno)));
             t->error_kind = "io";
-            return 0;
+            return -1;
         }
-        return n;
+        return 0;
     }
     // In memory (or an error body while downloading to a file: keep a snippet).
     if (t->out && t->data.len >= ERROR_SNIPPET)
-        return n;
-    if (buffer_add(&t->data, ptr, n) != 0) {
+        return 0;
+    if (buffer_add(&t->data, p, n) != 0) {
         set_abort(t, dup_printf("out of memory reading the response"));
         t->error_kind = "too_large";
-        return 0;
+        return -1;
     }
-    return n;
+    return 0;
 }
 
-static size_t header_cb(char *ptr, size_t size, size_t nmemb, void *ud)
+long transfer_read_body(transfer *t, char *buf, size_t n)
 {
-    transfer *t = ud;
-    size_t n = size * nmemb;
-    if (n >= 5 && memcmp(ptr, "HTTP/", 5) == 0)
-        t->header_lines.len = 0; // a new response (after 100-continue or a redirect)
-    if (buffer_add(&t->header_lines, ptr, n) != 0)
-        return 0;
-    return n;
-}
-
-static size_t read_cb(char *ptr, size_t size, size_t nmemb, void *ud)
-{
-    transfer *t = ud;
-    size_t n = size * nmemb;
     if (t->upload) {
-        size_t r = fread(ptr, 1, n, t->upload);
+        size_t r = fread(buf, 1, n, t->upload);
         if (r == 0 && ferror(t->upload)) {
             set_abort(t, dup_printf("cannot read the request body file: %s", strerror(errno)));
             t->error_kind = "io";
-            return CURL_READFUNC_ABORT;
+            return -1;
         }
-        return r;
+        return (long)r;
     }
     size_t left = t->body_len - t->body_pos;
     if (n > left)
         n = left;
-    memcpy(ptr, t->body + t->body_pos, n);
+    memcpy(buf, t->body + t->body_pos, n);
     t->body_pos += n;
-    return n;
+    return (long)n;
 }
 
-static int progress_cb(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
-                       curl_off_t ulnow)
+int transfer_rewind_body(transfer *t)
 {
-    transfer *t = ud;
-    lua_State *L = callback_L;
+    t->body_pos = 0;
+    if (t->upload && fseek(t->upload, 0, SEEK_SET) != 0) {
+        set_abort(t, dup_printf("cannot read the request body file: %s", strerror(errno)));
+        t->error_kind = "io";
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- curl callbacks (no Lua here except through progress_cb's pcall) ---- */
+
+static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    size_t n = size * nmemb;
+    return transfer_body(ud, ptr, n) == 0 ? n : 0;
+}
+
+static size_t header_cb(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    size_t n = size * nmemb;
+    return transfer_header(ud, ptr, n) == 0 ? n : 0;
+}
+
+static size_t read_cb(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    long r = transfer_read_body(ud, ptr, size * nmemb);
+    return r < 0 ? CURL_READFUNC_ABORT : (size_t)r;
+}
+
+static int call_progress(lua_State *L, transfer *t, curl_off_t dlnow, curl_off_t dltotal,
+                         curl_off_t ulnow, curl_off_t ultotal)
+{
     curl_off_t now[4] = {dlnow, dltotal, ulnow, ultotal};
     if (!L || t->progress_ref == LUA_NOREF || memcmp(now, t->last_progress, sizeof now) == 0)
         return 0;
@@ -315,6 +312,23 @@ static int progress_cb(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
     lua_settop(L, top);
     if (gc_running)
         lua_gc(L, LUA_GCRESTART);
+    return abort;
+}
+
+static int progress_cb(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    return call_progress(callback_L, ud, dlnow, dltotal, ulnow, ultotal);
+}
+
+int transfer_progress(lua_State *L, transfer *t, curl_off_t dlnow, curl_off_t dltotal,
+                      curl_off_t ulnow, curl_off_t ultotal)
+{
+    if (t->progress_ref == LUA_NOREF)
+        return 0;
+    in_perform = 1; // the callback may not start, step or close transfers
+    int abort = call_progress(L, t, dlnow, dltotal, ulnow, ultotal);
+    in_perform = 0;
     return abort;
 }
 
@@ -427,6 +441,23 @@ static void describe_failure(transfer *t)
             break;
         }
     }
+    transfer_fail(t, kind, "%s", reason ? reason : "out of memory");
+    free(reason);
+}
+
+void transfer_fail(transfer *t, const char *kind, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *reason = malloc((size_t)n + 1);
+    if (reason) {
+        va_start(ap, fmt);
+        vsnprintf(reason, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
+    free(t->error);
     t->error = dup_printf("%s %s: %s", t->method, t->url, reason ? reason : "out of memory");
     t->error_kind = kind;
     free(reason);
@@ -437,7 +468,7 @@ static void finish_output(transfer *t)
 {
     if (!t->out)
         return;
-    int ok = t->code == CURLE_OK && t->status >= 200 && t->status < 300;
+    int ok = !t->error && t->status >= 200 && t->status < 300;
     if (!ok) {
         discard_output(t);
         return;
@@ -456,19 +487,34 @@ static void finish_output(transfer *t)
     t->tmp_path = NULL;
 }
 
-static void finish(transfer *t, CURLcode code)
+void transfer_finish(transfer *t)
 {
-    detach(t);
     t->state = DONE;
-    t->code = code;
-    curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->status);
     if (t->upload) {
         fclose(t->upload);
         t->upload = NULL;
     }
+    finish_output(t);
+}
+
+/* A libcurl transfer ended with code. */
+static void finish(transfer *t, CURLcode code)
+{
+    detach(t);
+    t->code = code;
+    curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->status);
+    curl_off_t retry_after = 0, micros = 0;
+    curl_easy_getinfo(t->easy, CURLINFO_RETRY_AFTER, &retry_after);
+    curl_easy_getinfo(t->easy, CURLINFO_TOTAL_TIME_T, &micros);
+    t->retry_after = (long)retry_after;
+    t->seconds = (double)micros / 1e6;
+    char *effective = NULL;
+    curl_easy_getinfo(t->easy, CURLINFO_EFFECTIVE_URL, &effective);
+    if (effective && strcmp(effective, t->url) != 0)
+        t->effective_url = strdup(effective);
     if (code != CURLE_OK)
         describe_failure(t);
-    finish_output(t);
+    transfer_finish(t);
 }
 
 /* Runs curl (non-blocking) and marks the transfers that finished; returns
@@ -542,10 +588,13 @@ static void add_header(lua_State *L, transfer *t, const char *line)
 {
     if (!header_ok(line))
         luaL_error(L, "http.start: header contains a line break: %s", line);
-    struct curl_slist *l = curl_slist_append(t->headers, line);
-    if (!l)
+    char **list = realloc(t->headers, (t->n_headers + 1) * sizeof *list);
+    if (list)
+        t->headers = list;
+    char *copy = list ? strdup(line) : NULL;
+    if (!copy)
         luaL_error(L, "http.start: out of memory");
-    t->headers = l;
+    t->headers[t->n_headers++] = copy;
 }
 
 /* headers = {["Name"] = "value", ...} or {"Name: value", ...} */
@@ -621,7 +670,42 @@ static const char *set_output_file(lua_State *L, transfer *t, const char *path)
     return NULL;
 }
 
-static void set_method_and_body(lua_State *L, int idx, transfer *t, int has_body)
+/* The limits of the request (seconds, bytes, redirects). */
+static void read_limits(lua_State *L, int idx, transfer *t)
+{
+    t->timeout = opt_number(L, idx, "timeout", 0);
+    t->connect_timeout = opt_number(L, idx, "connect_timeout", 0);
+    t->low_speed_limit = (long)opt_number(L, idx, "low_speed_limit", 0);
+    t->low_speed_time = (long)opt_number(L, idx, "low_speed_time", 0);
+    t->max_size = (curl_off_t)opt_number(L, idx, "max_size", 0);
+    t->follow_redirects = -1;
+    lua_getfield(L, idx, "follow_redirects"); // false/nil: off; true: 10; n: at most n
+    if (lua_toboolean(L, -1)) {
+        lua_Integer max = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : 10;
+        if (max < 0 || max > 1000)
+            luaL_error(L, "http.start: request field 'follow_redirects' must be 0..1000");
+        t->follow_redirects = (long)max;
+    }
+    lua_pop(L, 1);
+}
+
+static void read_progress(lua_State *L, int idx, transfer *t)
+{
+    lua_getfield(L, idx, "progress");
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return;
+    }
+    if (!lua_isfunction(L, -1))
+        luaL_error(L, "http.start: request field 'progress' must be a function");
+    t->progress_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    for (int i = 0; i < 4; i++)
+        t->last_progress[i] = -1;
+}
+
+/* ---- the libcurl transport ---- */
+
+static void curl_method_and_body(transfer *t, int has_body)
 {
     CURL *e = t->easy;
     if (has_body) {
@@ -640,14 +724,9 @@ static void set_method_and_body(lua_State *L, int idx, transfer *t, int has_body
     }
 }
 
-static void set_limits(lua_State *L, int idx, transfer *t)
+static void curl_limits(transfer *t)
 {
     CURL *e = t->easy;
-    t->timeout = opt_number(L, idx, "timeout", 0);
-    t->connect_timeout = opt_number(L, idx, "connect_timeout", 0);
-    t->low_speed_limit = (long)opt_number(L, idx, "low_speed_limit", 0);
-    t->low_speed_time = (long)opt_number(L, idx, "low_speed_time", 0);
-    t->max_size = (curl_off_t)opt_number(L, idx, "max_size", 0);
     if (t->timeout > 0)
         curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(t->timeout * 1000));
     if (t->connect_timeout > 0)
@@ -658,38 +737,25 @@ static void set_limits(lua_State *L, int idx, transfer *t)
     }
     if (t->max_size > 0)
         curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, t->max_size);
-    lua_getfield(L, idx, "follow_redirects"); // false/nil: off; true: 10; n: at most n
-    if (lua_toboolean(L, -1)) {
-        lua_Integer max = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : 10;
-        if (max < 0 || max > 1000)
-            luaL_error(L, "http.start: request field 'follow_redirects' must be 0..1000");
+    if (t->follow_redirects >= 0) {
         curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
-        curl_easy_setopt(e, CURLOPT_MAXREDIRS, (long)max);
+        curl_easy_setopt(e, CURLOPT_MAXREDIRS, t->follow_redirects);
         curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     }
-    lua_pop(L, 1);
-}
-
-static void set_progress(lua_State *L, int idx, transfer *t)
-{
-    lua_getfield(L, idx, "progress");
-    if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
-        return;
+    if (t->progress_ref != LUA_NOREF) {
+        curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, progress_cb);
+        curl_easy_setopt(e, CURLOPT_XFERINFODATA, t);
+        curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
     }
-    if (!lua_isfunction(L, -1))
-        luaL_error(L, "http.start: request field 'progress' must be a function");
-    t->progress_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    for (int i = 0; i < 4; i++)
-        t->last_progress[i] = -1;
-    curl_easy_setopt(t->easy, CURLOPT_XFERINFOFUNCTION, progress_cb);
-    curl_easy_setopt(t->easy, CURLOPT_XFERINFODATA, t);
-    curl_easy_setopt(t->easy, CURLOPT_NOPROGRESS, 0L);
 }
 
-static void set_common(transfer *t)
+/* Hands t to libcurl (loading it on first use); an error message or NULL. */
+static const char *curl_start(lua_State *L, transfer *t, int has_body)
 {
-    CURL *e = t->easy;
+    multi_open(L);
+    CURL *e = t->easy = curl_easy_init();
+    if (!e)
+        return "http.start: out of memory";
     curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)t);
     curl_easy_setopt(e, CURLOPT_URL, t->url);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -700,6 +766,27 @@ static void set_common(transfer *t)
     curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
+    for (size_t i = 0; i < t->n_headers; i++) {
+        struct curl_slist *l = curl_slist_append(t->curl_headers, t->headers[i]);
+        if (!l)
+            return "http.start: out of memory";
+        t->curl_headers = l;
+    }
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->curl_headers);
+    curl_limits(t);
+    curl_method_and_body(t, has_body);
+    CURLMcode mc = curl_multi_add_handle(multi, e);
+    if (mc != CURLM_OK)
+        return lua_pushfstring(L, "http.start: %s", curl_multi_strerror(mc));
+    t->in_multi = 1;
+    return NULL;
+}
+
+/* Which transport carries url: the plain one unless BBIT_HTTP=curl. */
+static int use_plain(const char *url)
+{
+    const char *forced = getenv("BBIT_HTTP");
+    return !(forced && strcmp(forced, "curl") == 0) && plain_accepts(url);
 }
 
 // t = core.http.start{method=, url=, headers=, body=|body_file=, output_file=, timeout=,
@@ -709,9 +796,9 @@ static int http_start(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
     check_not_in_callback(L, "start");
-    multi_open(L);
-    transfer *t = lua_newuserdatauv(L, sizeof *t, 0); // [req, t] closed until easy is set
+    transfer *t = lua_newuserdatauv(L, sizeof *t, 0); // [req, t]
     memset(t, 0, sizeof *t);
+    t->open = t; // close() frees whatever is set below
     t->progress_ref = LUA_NOREF;
     luaL_setmetatable(L, TRANSFER_T);
 
@@ -733,17 +820,11 @@ static int http_start(lua_State *L)
         return luaL_error(L, "http.start: give 'body' or 'body_file', not both");
 
     t->url = strdup(url);
-    CURL *easy = curl_easy_init();
-    if (!t->url || !easy) {
-        if (easy)
-            curl_easy_cleanup(easy);
+    if (!t->url)
         return luaL_error(L, "http.start: out of memory");
-    }
-    t->easy = easy; // the handle is open from here: close() frees everything below
-    set_common(t);
     set_headers(L, 1, t);
-    set_limits(L, 1, t);
-    set_progress(L, 1, t);
+    read_limits(L, 1, t);
+    read_progress(L, 1, t);
     if (body) {
         t->body = malloc(body_len ? body_len : 1);
         if (!t->body)
@@ -756,29 +837,51 @@ static int http_start(lua_State *L)
         err = set_body_file(L, t, body_file);
     if (!err && output_file)
         err = set_output_file(L, t, output_file);
+    int has_body = body != NULL || body_file != NULL;
+    if (!err) {
+        if (t->follow_redirects < 0 && use_plain(t->url))
+            err = plain_start(t, has_body) == 0 ? NULL : "http.start: out of memory";
+        else
+            err = curl_start(L, t, has_body);
+    }
     if (err) {
         lua_pushstring(L, err); // [req, t, ..., err]
         transfer_free(L, t);
         return bbit_fail(L, "%s", lua_tostring(L, -1));
     }
-    set_method_and_body(L, 1, t, body != NULL || body_file != NULL);
-    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, t->headers);
-    CURLMcode mc = curl_multi_add_handle(multi, easy);
-    if (mc != CURLM_OK)
-        return bbit_fail(L, "http.start: %s", curl_multi_strerror(mc));
-    t->in_multi = 1;
     lua_settop(L, 2);
     return 1;
 }
 
 /* ---- transfer methods ---- */
 
-// fds = t:poll_fds(): always empty (curl watches its own sockets in core.http.wait)
+/* Pushes {fd} when t waits on its socket that way (writing: 1), else {}. */
+static int push_poll_fd(lua_State *L, int writing)
+{
+    transfer *t = bbit_check_open(L, 1, TRANSFER_T, "HTTP transfer");
+    int read_fd = -1, write_fd = -1;
+    if (t->plain && t->state == RUNNING)
+        plain_poll(t, &read_fd, &write_fd);
+    lua_newtable(L);
+    int fd = writing ? write_fd : read_fd;
+    if (fd >= 0) {
+        lua_pushinteger(L, fd);
+        lua_rawseti(L, -2, 1);
+    }
+    return 1;
+}
+
+// fds = t:poll_fds(): descriptors to wait on for reading (a libcurl transfer has none:
+//   core.http.wait watches curl's own sockets)
 static int transfer_poll_fds(lua_State *L)
 {
-    bbit_check_open(L, 1, TRANSFER_T, "HTTP transfer");
-    lua_newtable(L);
-    return 1;
+    return push_poll_fd(L, 0);
+}
+
+// fds = t:poll_write_fds(): descriptors to wait on for writing
+static int transfer_poll_write_fds(lua_State *L)
+{
+    return push_poll_fd(L, 1);
 }
 
 // finished = t:step(): makes progress without blocking; true once the transfer ended
@@ -786,7 +889,9 @@ static int transfer_step(lua_State *L)
 {
     transfer *t = bbit_check_open(L, 1, TRANSFER_T, "HTTP transfer");
     check_not_in_callback(L, "step");
-    if (t->state == RUNNING && multi)
+    if (t->state == RUNNING && t->plain)
+        plain_step(L, t);
+    else if (t->state == RUNNING && multi)
         perform(L);
     lua_pushboolean(L, t->state != RUNNING);
     return 1;
@@ -800,6 +905,8 @@ static int transfer_cancel(lua_State *L)
     if (t->state != RUNNING)
         return 0;
     detach(t);
+    if (t->plain)
+        plain_close(t);
     discard_output(t);
     t->state = CANCELLED;
     free(t->error);
@@ -887,40 +994,56 @@ static int transfer_result(lua_State *L)
     lua_createtable(L, 0, 4); // [status, headers, body, info]
     push_reason(L, t);
     lua_setfield(L, -2, "reason");
-    curl_off_t retry_after = 0;
-    curl_easy_getinfo(t->easy, CURLINFO_RETRY_AFTER, &retry_after);
-    lua_pushinteger(L, (lua_Integer)retry_after);
+    lua_pushinteger(L, (lua_Integer)t->retry_after);
     lua_setfield(L, -2, "retry_after");
-    char *effective = NULL;
-    curl_easy_getinfo(t->easy, CURLINFO_EFFECTIVE_URL, &effective);
-    lua_pushstring(L, effective ? effective : t->url);
+    lua_pushstring(L, t->effective_url ? t->effective_url : t->url);
     lua_setfield(L, -2, "url");
-    curl_off_t micros = 0;
-    curl_easy_getinfo(t->easy, CURLINFO_TOTAL_TIME_T, &micros);
-    lua_pushnumber(L, (double)micros / 1e6);
+    lua_pushnumber(L, t->seconds);
     lua_setfield(L, -2, "seconds");
     return 4;
 }
 
 /* ---- module functions ---- */
 
-// running = core.http.wait(fds, timeout_ms): blocks until curl or one of fds has work
+/* Reads the integers of the table at idx into fds (events set); returns the new count. */
+static int read_fds(lua_State *L, int idx, struct pollfd *fds, int n, short events)
+{
+    if (lua_isnoneornil(L, idx))
+        return n;
+    luaL_checktype(L, idx, LUA_TTABLE);
+    int count = (int)lua_rawlen(L, idx);
+    if (n + count > MAX_EXTRA_FDS)
+        luaL_error(L, "http.wait: too many file descriptors (%d)", n + count);
+    for (int i = 0; i < count; i++, n++) {
+        lua_rawgeti(L, idx, i + 1);
+        fds[n].fd = (int)luaL_checkinteger(L, -1);
+        fds[n].events = events;
+        fds[n].revents = 0;
+        lua_pop(L, 1);
+    }
+    return n;
+}
+
+// running = core.http.wait(fds, timeout_ms[, write_fds]): blocks until curl or one of fds
+//   (readable) or write_fds (writable) has work; libcurl is not loaded when no
+//   transfer uses it
 static int http_wait(lua_State *L)
 {
-    luaL_checktype(L, 1, LUA_TTABLE);
     int timeout = (int)luaL_checkinteger(L, 2);
     check_not_in_callback(L, "wait");
-    multi_open(L);
+    struct pollfd fds[MAX_EXTRA_FDS];
+    int n = read_fds(L, 1, fds, 0, POLLIN);
+    n = read_fds(L, 3, fds, n, POLLOUT);
+    if (!multi) {
+        poll(fds, (nfds_t)n, timeout < 0 ? 0 : timeout);
+        lua_pushinteger(L, 0);
+        return 1;
+    }
     struct curl_waitfd extra[MAX_EXTRA_FDS];
-    int n = (int)lua_rawlen(L, 1);
-    if (n > MAX_EXTRA_FDS)
-        return luaL_error(L, "http.wait: too many file descriptors (%d)", n);
     for (int i = 0; i < n; i++) {
-        lua_rawgeti(L, 1, i + 1);
-        extra[i].fd = (curl_socket_t)luaL_checkinteger(L, -1);
-        extra[i].events = CURL_WAIT_POLLIN;
+        extra[i].fd = (curl_socket_t)fds[i].fd;
+        extra[i].events = fds[i].events == POLLIN ? CURL_WAIT_POLLIN : CURL_WAIT_POLLOUT;
         extra[i].revents = 0;
-        lua_pop(L, 1);
     }
     CURLMcode mc = curl_multi_poll(multi, extra, (unsigned)n, timeout < 0 ? 0 : timeout, NULL);
     if (mc != CURLM_OK)
@@ -959,11 +1082,12 @@ static int http_escape(lua_State *L)
     return 1;
 }
 
-// core.http.prefetch(): starts loading the library on another thread (bbit/lazylibs.h)
+// core.http.prefetch(url): starts loading libcurl on another thread (bbit/lazylibs.h) if
+//   requests to url need it
 static int http_prefetch(lua_State *L)
 {
-    (void)L;
-    bbit_lazylibs_prefetch(BBIT_LAZY_CURL);
+    if (!use_plain(luaL_checkstring(L, 1)))
+        bbit_lazylibs_prefetch(BBIT_LAZY_CURL);
     return 0;
 }
 
@@ -971,6 +1095,7 @@ int luaopen_bbit_core_http(lua_State *L)
 {
     static const luaL_Reg methods[] = {
         {"poll_fds", transfer_poll_fds},
+        {"poll_write_fds", transfer_poll_write_fds},
         {"step", transfer_step},
         {"cancel", transfer_cancel},
         {"result", transfer_result},

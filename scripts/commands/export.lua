@@ -19,8 +19,8 @@ The steps are a workflow (bbit scripts show export) a workspace can hook into.]]
     { "jobs", short = "j", type = "number", arg = "N", help = "parallel uploads (default 8)" },
   },
   run = function(ctx)
-    require("bbit.http").prefetch() -- libcurl loads while the workspace is read
     local ws = workspace.open(nil, { lock = "fail" })
+    require("bbit.remote").prefetch(ws) -- libcurl, if a server needs it, loads meanwhile
     local export = workflow.load("export", ws.root)
     export:run({ workspace = ws, opts = ctx.opts, patterns = ctx.args })
     ws:close()

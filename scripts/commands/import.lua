@@ -126,7 +126,6 @@ latest) into the workspace, and tracks it in .bitmap as exported. Re-importing
 a component updates it when its workspace copy is unmodified.]],
   options = { { "path", type = "string", arg = "DIR", help = "the folder to write the component to (one id only)" } },
   run = function(ctx)
-    require("bbit.http").prefetch() -- libcurl loads while the workspace is read
     if #ctx.args == 0 then
       errors.usage("bbit import needs a component id: bbit import OWNER.SCOPE/NAME[@VERSION]")
     end
@@ -134,6 +133,7 @@ a component updates it when its workspace copy is unmodified.]],
       errors.usage("--path goes with one component id")
     end
     local ws = workspace.open(nil, { lock = "fail" })
+    require("bbit.remote").prefetch(ws) -- libcurl, if a server needs it, loads meanwhile
     local lines = {}
     for _, arg in ipairs(ctx.args) do
       lines[#lines + 1] = import_one(ws, arg, ctx.opts)

@@ -1,9 +1,14 @@
 --- HTTP client: requests with headers, JSON and streamed bodies, downloads to
 --- files, timeouts, retries with backoff, bearer auth and parallel transfers.
 ---
---- Every transfer runs on one process-wide curl multi handle. Inside
---- `bbit.jobs.run` (or `http.parallel`) requests of different jobs overlap;
---- elsewhere `http.request` simply blocks until the response is there.
+--- Requests to http:// URLs with a numeric host (`http://127.0.0.1:3000`,
+--- `http://[::1]:3000`) go over bbit's own HTTP/1.1 transport when no proxy
+--- variable is set and redirects are not followed; every other request over
+--- libcurl (https, host names, proxies), loaded on first use. Both keep
+--- connections for reuse and behave alike; `BBIT_HTTP=curl` sends every
+--- request through libcurl. Inside `bbit.jobs.run` (or `http.parallel`)
+--- requests of different jobs overlap; elsewhere `http.request` simply blocks
+--- until the response is there.
 ---
 ---   local http = require("bbit.http")
 ---   local r = http.get("http://127.0.0.1:3000/api/v1/health")
@@ -114,11 +119,14 @@ Response.__index = function(r, key)
   return Response[key]
 end
 
---- Starts loading libcurl on another thread (it is loaded on first use, and
---- its dynamic linking takes ~13 ms): a command about to make requests calls
---- this first, so the load overlaps its other work.
-function M.prefetch()
-  core.prefetch()
+--- Starts loading libcurl on another thread if requests to `url` need it
+--- (it is loaded on first use, and its dynamic linking takes ~15 ms): a
+--- command about to make requests calls this first, so the load overlaps its
+--- other work. http:// URLs to a numeric address (no proxy set) go over
+--- bbit's own HTTP/1.1 transport and never load libcurl.
+---@param url string
+function M.prefetch(url)
+  core.prefetch(url)
 end
 
 --- Percent-encodes `s` for use in a URL path segment or query value.

@@ -9,6 +9,8 @@
 ---
 --- The waitable protocol (implemented by process and transfer handles):
 ---   w:poll_fds() -> integer[]   file descriptors to wait on (readable)
+---   w:poll_write_fds()          optional: file descriptors to wait on (writable);
+---                               only "http" waitables have them
 ---   w:step()     -> boolean     make progress without blocking; true when finished
 ---   w:cancel()                  stop (kill the process, drop the transfer)
 ---   w.kind                      "proc" or "http"
@@ -23,17 +25,20 @@ local MAX_WAIT_MS = 200 -- upper bound of one wait; waitables check their own de
 
 -- Blocks until one of `ws` may progress (or a short timeout).
 local function wait_any(ws)
-  local fds, http = {}, false
+  local fds, write_fds, http = {}, {}, false
   for _, w in ipairs(ws) do
     for _, fd in ipairs(w:poll_fds()) do
       fds[#fds + 1] = fd
+    end
+    for _, fd in ipairs(w.poll_write_fds and w:poll_write_fds() or {}) do
+      write_fds[#write_fds + 1] = fd
     end
     if w.kind == "http" then
       http = true
     end
   end
   if http then
-    require("bbit.core.http").wait(fds, MAX_WAIT_MS)
+    require("bbit.core.http").wait(fds, MAX_WAIT_MS, write_fds)
   else
     core_proc.wait(fds, MAX_WAIT_MS)
   end
@@ -78,6 +83,15 @@ local function any_of(ws, cancel)
       local fds = {}
       for _, w in ipairs(ws) do
         for _, fd in ipairs(w:poll_fds()) do
+          fds[#fds + 1] = fd
+        end
+      end
+      return fds
+    end,
+    poll_write_fds = function()
+      local fds = {}
+      for _, w in ipairs(ws) do
+        for _, fd in ipairs(w.poll_write_fds and w:poll_write_fds() or {}) do
           fds[#fds + 1] = fd
         end
       end

@@ -104,6 +104,32 @@ function M.server_for(scope, ws)
   return nil, "no remote"
 end
 
+--- Starts loading libcurl in the background if a server the workspace knows
+--- (its remotes, the global ones, workspace.jsonc's, the hub) needs it: an
+--- https:// one, say. Requests to http://127.0.0.1:PORT and the like do not
+--- load it (bbit.http), so a command calls this before its first request.
+---@param ws? table
+function M.prefetch(ws)
+  local local_entries, global = M.entries(ws)
+  local urls = { os.getenv("BBIT_HUB") or config.load().hub }
+  for _, list in ipairs({ local_entries, global }) do
+    for _, e in ipairs(list) do
+      urls[#urls + 1] = e.url
+    end
+  end
+  local remotes = ws and ws:bbit_config().remotes
+  if type(remotes) == "table" then
+    for _, url in pairs(remotes) do
+      urls[#urls + 1] = url
+    end
+  end
+  for _, url in ipairs(urls) do
+    if type(url) == "string" then
+      http.prefetch(url)
+    end
+  end
+end
+
 --- The failure for a scope no server is known for.
 function M.no_server_error(scope)
   errors.fail(("no server is known for scope %s"):format(scope),

@@ -104,10 +104,87 @@ local closed_port = (function()
   return s.port
 end)()
 
+-- Both transports run this file: bbit's plain HTTP/1.1 one (the default for
+-- these http://127.0.0.1 URLs) and libcurl (ctest's lua/test_http_curl sets BBIT_HTTP=curl).
+local CURL_ONLY = os.getenv("BBIT_HTTP") == "curl"
+
+local function libcurl_loaded()
+  return read_file("/proc/self/maps"):find("libcurl", 1, true) ~= nil
+end
+
+---------------------------------------------------------------------------
+-- transports
+
+-- First: every later test may load libcurl (https, redirects).
+t.test("http:// to a numeric address does not load libcurl (unless BBIT_HTTP=curl)", function()
+  t.eq(libcurl_loaded(), false, "not loaded at start")
+  t.eq(http.get(URL .. "/echo").status, 200)
+  http.prefetch(URL) -- a no-op for such a URL
+  sleep_ms(50)
+  t.eq(libcurl_loaded(), CURL_ONLY)
+end)
+
+t.test("consecutive requests to one server reuse one connection", function()
+  local a = http.get(URL .. "/echo?n=1").json
+  local b = http.post(URL .. "/echo?n=2", { body = "x" }).json
+  local c = http.get(URL .. "/echo?n=3").json
+  t.ok(a.peer_port > 0, "the server saw the client's port")
+  t.eq({ b.peer_port, c.peer_port }, { a.peer_port, a.peer_port })
+end)
+
+t.test("a kept connection the server closed is replaced, the request sent again", function()
+  local first = http.get(URL .. "/echo").json -- leaves an idle connection
+  -- /drop closes the connection without an answer on the first request: the
+  -- client sees a reused connection die and retries on a new one (not a retry
+  -- of bbit.http: retries = 0).
+  local r = http.get(URL .. "/drop?key=d1&times=1", { retries = 0 })
+  t.eq(r.json, { attempts = 2 })
+  t.ok(http.get(URL .. "/echo").json.peer_port ~= first.peer_port, "a new connection")
+  -- Only once: dropped again on the new connection, it is an error.
+  http.get(URL .. "/echo")
+  local url = URL .. "/drop?key=d2&times=2"
+  t.eq(t.raises(function() http.get(url, { retries = 0 }) end),
+    "GET " .. url .. ": connection lost: Empty reply from server")
+  t.eq(http.get(url).json, { attempts = 3 }, "two attempts: the kept connection, a new one")
+end)
+
+t.test("chunked responses: in memory, to a file, and cut midway", function()
+  local url = URL .. "/download?chunked=1&size=" .. 3 * MB + 17
+  local r = http.get(url)
+  t.eq(r.headers["transfer-encoding"], "chunked")
+  t.eq(r.headers["content-length"], nil)
+  t.eq(#r.body, 3 * MB + 17)
+  for i = 0, #r.body - 1, 4099 do
+    t.eq(r.body:byte(i + 1), (i * 7 + i // 251) % 256, "byte " .. i)
+  end
+  local out = tmp .. "/chunked.bin"
+  http.download(url, out)
+  t.ok(read_file(out) == r.body, "the file has the same bytes")
+  local cut = URL .. "/download?chunked=1&size=" .. 4 * MB .. "&fail_after=" .. MB
+  t.contains(t.raises(function() http.get(cut, { retries = 0 }) end), "GET " .. cut .. ": connection lost")
+  t.eq(http.get(URL .. "/download?chunked=1&size=0").body, "")
+  t.raises(function() http.get(url, { max_size = MB }) end,
+    "response larger than the limit of " .. MB .. " bytes")
+end)
+
+t.test("a body over 1 MiB waits for 100 Continue; a small one is sent at once", function()
+  local file = tmp .. "/two-mb.bin"
+  os.execute(("head -c %d /dev/zero > %s"):format(2 * MB, sh_quote(file)))
+  local r = http.upload(URL .. "/upload", file)
+  t.contains(r.body, '"size":' .. 2 * MB)
+  local small = http.post(URL .. "/echo", { body = ("y"):rep(1000) }).json
+  t.eq(small.headers.expect, nil)
+  t.eq(small.body_size, 1000)
+end)
+
 ---------------------------------------------------------------------------
 -- requests, headers, bodies
 
 t.test("GET sends headers and returns status, lowercased headers and body", function()
+  local d = http.get(URL .. "/echo", { headers = { ["Accept"] = "text/plain", "X-Drop:" } }).json
+  t.eq(d.headers.accept, "text/plain", "a header given replaces the default one")
+  t.eq(d.headers["x-drop"], nil, "'Name:' with no value sends nothing")
+  t.eq(d.headers.host, "127.0.0.1:" .. server.port)
   local r = http.get(URL .. "/echo", { headers = { ["X-Custom"] = "one two", "X-Second: 2" } })
   t.eq(r.status, 200)
   t.eq(r.ok, true)
