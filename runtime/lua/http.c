@@ -2,11 +2,11 @@
  *
  * `core.http.start(request)` creates a transfer (a waitable, see
  * stdlib/bbit/jobs.lua); `core.http.wait` is the scheduler's blocking point
- * while transfers are pending. A request to an http:// URL with a numeric
- * host (no proxy, no redirects to follow) goes over the plain HTTP/1.1
- * transport (http_plain.c); every other one over libcurl, loaded on first use
- * (~15 ms: the plain transport spares a command that). BBIT_HTTP=curl sends
- * every request through libcurl. Both give the same results and messages.
+ * while transfers are pending. A request to an http:// URL (no proxy, no
+ * redirects to follow) goes over the plain HTTP/1.1 transport (http_plain.c);
+ * every other one over libcurl, loaded on first use (~15 ms: the plain
+ * transport spares a command that). BBIT_HTTP=curl sends every request
+ * through libcurl. Both give the same results and messages.
  *
  * libcurl transfers share one process-wide multi handle. Callbacks from curl
  * never touch Lua except the progress callback, which goes through lua_pcall
@@ -185,7 +185,7 @@ static void transfer_free(lua_State *L, transfer *t)
 static int transfer_close(lua_State *L)
 {
     transfer *t = luaL_checkudata(L, 1, TRANSFER_T);
-    if (in_perform && t->in_multi)
+    if (in_perform && t->state == RUNNING && (t->in_multi || t->plain))
         return luaL_error(L, "http: cannot close a running transfer from a progress callback");
     transfer_free(L, t);
     return 0;

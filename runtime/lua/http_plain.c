@@ -1,9 +1,10 @@
 /* The plain HTTP/1.1 transport of bbit.core.http (see http.c).
  *
- * It carries requests to http:// URLs whose host is a numeric address
- * (127.0.0.1, [::1]) when no proxy variable applies: the usual way to reach a
- * self-hosted bbit server, and the one a command should not pay ~15 ms of
- * loading libcurl for. Everything else goes to libcurl.
+ * It carries requests to http:// URLs when no proxy variable applies: the
+ * usual way to reach a self-hosted bbit server on the machine or the local
+ * network, and one a command should not pay ~15 ms of loading libcurl for.
+ * https, proxies and redirects to follow go to libcurl. Host names are looked
+ * up by http_resolve.c; each address is tried in turn, as libcurl does.
  *
  * Non-blocking: each step sends or reads what the socket takes and returns;
  * the scheduler waits on the descriptor plain_poll names. Like libcurl it
@@ -14,6 +15,7 @@
  * bodies. Its messages are the libcurl transport's.
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -42,20 +44,19 @@ enum {
 };
 static const double EXPECT_WAIT = 1.0; // seconds to wait for 100 Continue (libcurl's default)
 
-enum phase { CONNECT, SEND_HEAD, WAIT_CONTINUE, SEND_BODY, RECEIVE };
+enum phase { RESOLVE, CONNECT, SEND_HEAD, WAIT_CONTINUE, SEND_BODY, RECEIVE };
 enum body_mode { NO_BODY, BY_LENGTH, CHUNKED, TO_CLOSE };
 enum chunk_state { CHUNK_SIZE, CHUNK_DATA, CHUNK_DATA_END, CHUNK_TRAILER };
 /* What one move did; receive and send_some may also say: */
 enum { BLOCKED, PROGRESS, ENDED, BODY_CLOSED /* end of a close-delimited body */,
        SEND_FAILED /* p->send_errno */ };
 
-struct address {
-    struct sockaddr_storage sa;
-    socklen_t len;
-};
-
 struct plain {
-    struct address to;
+    char host[HTTP_HOST_MAX]; // as in the URL (no brackets)
+    int port;
+    struct http_resolver *resolving;
+    struct http_address addrs[HTTP_MAX_ADDRS];
+    int n_addrs, addr_i, connect_errno;
     int fd;
     enum phase phase;
     int has_body, expect, reused, retried;
@@ -81,7 +82,8 @@ struct plain {
 };
 
 static struct {
-    struct address to;
+    char host[HTTP_HOST_MAX];
+    int port;
     int fd;
 } pool[POOL_SIZE];
 static int pool_n;
@@ -95,34 +97,38 @@ static double now_s(void)
 
 /* ---- URLs ---- */
 
-/* Parses http://HOST[:PORT][PATH][?QUERY][#FRAGMENT] with a numeric HOST into
- * its address, authority and request target; 0 when the plain transport
- * cannot take url (libcurl then reports what is wrong with it, if anything). */
-static int parse_url(const char *url, struct address *to, const char **authority,
-                     size_t *authority_len, const char **target, size_t *target_len)
+/* Parses http://HOST[:PORT][PATH][?QUERY][#FRAGMENT] into its host, port,
+ * authority and request target; 0 when the plain transport cannot take url
+ * (libcurl then reports what is wrong with it, if anything). */
+static int parse_url(const char *url, char host[HTTP_HOST_MAX], int *port_out,
+                     const char **authority, size_t *authority_len, const char **target,
+                     size_t *target_len)
 {
     if (strncmp(url, "http://", 7) != 0)
         return 0;
     const char *a = url + 7;
     size_t alen = strcspn(a, "/?#");
-    char host[INET6_ADDRSTRLEN + 1];
     const char *port = NULL;
     if (alen == 0 || memchr(a, '@', alen))
         return 0;
-    if (a[0] == '[') {
+    if (a[0] == '[') { // [IPv6]
         const char *close = memchr(a, ']', alen);
-        if (!close || (size_t)(close - a - 1) >= sizeof host)
+        if (!close || close - a - 1 >= INET6_ADDRSTRLEN)
             return 0;
         memcpy(host, a + 1, (size_t)(close - a - 1));
         host[close - a - 1] = '\0';
-        if (close + 1 < a + alen && close[1] != ':')
+        struct in6_addr v6;
+        if (inet_pton(AF_INET6, host, &v6) != 1 || (close + 1 < a + alen && close[1] != ':'))
             return 0;
         port = close + 1 < a + alen ? close + 2 : NULL;
-    } else {
+    } else { // a name or an IPv4 address: letters, digits, dots and dashes
         const char *colon = memchr(a, ':', alen);
         size_t hlen = colon ? (size_t)(colon - a) : alen;
-        if (hlen >= sizeof host)
+        if (hlen == 0 || hlen >= HTTP_HOST_MAX || a[0] == '-' || a[0] == '.')
             return 0;
+        for (size_t i = 0; i < hlen; i++)
+            if (!isalnum((unsigned char)a[i]) && a[i] != '.' && a[i] != '-')
+                return 0;
         memcpy(host, a, hlen);
         host[hlen] = '\0';
         port = colon ? colon + 1 : NULL;
@@ -139,25 +145,12 @@ static int parse_url(const char *url, struct address *to, const char **authority
         if (p == port || port_no < 1 || port_no > 65535)
             return 0;
     }
-    memset(to, 0, sizeof *to);
-    struct sockaddr_in *v4 = (struct sockaddr_in *)&to->sa;
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&to->sa;
-    if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
-        v4->sin_family = AF_INET;
-        v4->sin_port = htons((uint16_t)port_no);
-        to->len = sizeof *v4;
-    } else if (a[0] == '[' && inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
-        v6->sin6_family = AF_INET6;
-        v6->sin6_port = htons((uint16_t)port_no);
-        to->len = sizeof *v6;
-    } else {
-        return 0;
-    }
     const char *t = a + alen;
     size_t tlen = strcspn(t, "#");
     for (size_t i = 0; i < tlen; i++) // libcurl escapes or refuses these: leave them to it
         if ((unsigned char)t[i] <= 0x20 || (unsigned char)t[i] >= 0x7f)
             return 0;
+    *port_out = (int)port_no;
     *authority = a;
     *authority_len = alen;
     *target = t;
@@ -180,10 +173,11 @@ static int proxy_set(void)
 
 int plain_accepts(const char *url)
 {
-    struct address to;
+    char host[HTTP_HOST_MAX];
+    int port;
     const char *authority, *target;
     size_t alen, tlen;
-    return !proxy_set() && parse_url(url, &to, &authority, &alen, &target, &tlen);
+    return !proxy_set() && parse_url(url, host, &port, &authority, &alen, &target, &tlen);
 }
 
 /* ---- the request ---- */
@@ -260,7 +254,7 @@ int plain_start(transfer *t, int has_body)
     struct plain *p = calloc(1, sizeof *p);
     const char *authority, *target;
     size_t alen, tlen;
-    if (!p || !parse_url(t->url, &p->to, &authority, &alen, &target, &tlen)) {
+    if (!p || !parse_url(t->url, p->host, &p->port, &authority, &alen, &target, &tlen)) {
         free(p);
         return -1;
     }
@@ -277,16 +271,11 @@ int plain_start(transfer *t, int has_body)
 
 /* ---- connections ---- */
 
-static int same_address(const struct address *a, const struct address *b)
-{
-    return a->len == b->len && memcmp(&a->sa, &b->sa, a->len) == 0;
-}
-
-/* An idle connection to `to` the server has not closed, or -1. */
-static int pool_take(const struct address *to)
+/* An idle connection to the server the server has not closed, or -1. */
+static int pool_take(const struct plain *p)
 {
     for (int i = pool_n - 1; i >= 0; i--) {
-        if (!same_address(&pool[i].to, to))
+        if (pool[i].port != p->port || strcasecmp(pool[i].host, p->host) != 0)
             continue;
         int fd = pool[i].fd;
         memmove(&pool[i], &pool[i + 1], (size_t)(pool_n - i - 1) * sizeof *pool);
@@ -299,15 +288,16 @@ static int pool_take(const struct address *to)
     return -1;
 }
 
-static void pool_put(const struct address *to, int fd)
+static void pool_put(const struct plain *p)
 {
     if (pool_n == POOL_SIZE) {
         close(pool[0].fd);
         memmove(&pool[0], &pool[1], (POOL_SIZE - 1) * sizeof *pool);
         pool_n--;
     }
-    pool[pool_n].to = *to;
-    pool[pool_n].fd = fd;
+    memcpy(pool[pool_n].host, p->host, sizeof p->host);
+    pool[pool_n].port = p->port;
+    pool[pool_n].fd = p->fd;
     pool_n++;
 }
 
@@ -347,31 +337,67 @@ static void connect_failed(transfer *t, int err)
         fail(t, "connect", "cannot connect: %s", strerror(err));
 }
 
+/* Connects to the next address not tried yet; 0, or -1 when t failed. */
+static int connect_next(transfer *t, struct plain *p)
+{
+    for (; p->addr_i < p->n_addrs; p->addr_i++) {
+        const struct http_address *to = &p->addrs[p->addr_i];
+        drop_connection(p);
+        p->fd = socket(to->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (p->fd < 0) {
+            p->connect_errno = errno;
+            continue;
+        }
+        int one = 1;
+        setsockopt(p->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (connect(p->fd, (const struct sockaddr *)&to->sa, to->len) == 0) {
+            p->phase = SEND_HEAD;
+            return 0;
+        }
+        if (errno == EINPROGRESS) {
+            p->phase = CONNECT;
+            return 0;
+        }
+        p->connect_errno = errno;
+    }
+    connect_failed(t, p->connect_errno);
+    return -1;
+}
+
+/* The addresses are known: connects to the first that answers. */
+static int addresses_known(transfer *t, struct plain *p, int found)
+{
+    http_resolve_free(p->resolving);
+    p->resolving = NULL;
+    if (found < 0) {
+        fail(t, "dns", "cannot resolve host '%s' (check the URL and the network)", p->host);
+        return -1;
+    }
+    p->addr_i = 0;
+    return connect_next(t, p);
+}
+
 /* Opens (or reuses) the connection; 0, or -1 when t failed. */
 static int open_connection(transfer *t, struct plain *p)
 {
-    p->fd = p->retried ? -1 : pool_take(&p->to);
+    p->fd = p->retried ? -1 : pool_take(p);
     p->reused = p->fd >= 0;
     if (p->reused) {
         p->phase = SEND_HEAD;
         return 0;
     }
-    p->fd = socket(p->to.sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (p->fd < 0) {
-        fail(t, "connect", "cannot connect: %s", strerror(errno));
+    if (p->n_addrs > 0) { // a retry: the addresses are known
+        p->addr_i = 0;
+        return connect_next(t, p);
+    }
+    p->resolving = http_resolve_start(p->host, p->port);
+    if (!p->resolving) {
+        fail(t, "dns", "cannot resolve host '%s': %s", p->host, strerror(errno));
         return -1;
     }
-    int one = 1;
-    setsockopt(p->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (connect(p->fd, (struct sockaddr *)&p->to.sa, p->to.len) == 0) {
-        p->phase = SEND_HEAD;
-    } else if (errno == EINPROGRESS) {
-        p->phase = CONNECT;
-    } else {
-        connect_failed(t, errno);
-        return -1;
-    }
-    return 0;
+    p->phase = RESOLVE;
+    int found = http_resolve_result(p->resolving, p->addrs, &p->n_addrs);
+    return found == 0 ? 0 : addresses_known(t, p, found);
 }
 
 /* A reused connection the server had closed: the request starts again once,
@@ -422,7 +448,7 @@ static void response_done(lua_State *L, transfer *t, struct plain *p)
         return;
     }
     if (p->keep_alive && p->request_sent && p->used == p->in.len)
-        pool_put(&p->to, p->fd);
+        pool_put(p);
     else
         close(p->fd);
     p->fd = -1;
@@ -683,6 +709,12 @@ static int read_response(lua_State *L, transfer *t, struct plain *p, size_t *bud
 static int move(lua_State *L, transfer *t, struct plain *p, size_t *budget, int *peeked)
 {
     switch (p->phase) {
+    case RESOLVE: {
+        int found = http_resolve_result(p->resolving, p->addrs, &p->n_addrs);
+        if (found == 0)
+            return BLOCKED;
+        return addresses_known(t, p, found) == 0 ? PROGRESS : ENDED;
+    }
     case CONNECT: {
         struct pollfd pfd = {p->fd, POLLOUT, 0};
         if (poll(&pfd, 1, 0) == 0)
@@ -690,9 +722,10 @@ static int move(lua_State *L, transfer *t, struct plain *p, size_t *budget, int 
         int err = 0;
         socklen_t len = sizeof err;
         getsockopt(p->fd, SOL_SOCKET, SO_ERROR, &err, &len);
-        if (err) {
-            connect_failed(t, err);
-            return ENDED;
+        if (err) { // the next address, if any (::1 refused, 127.0.0.1 listening)
+            p->connect_errno = err;
+            p->addr_i++;
+            return connect_next(t, p) == 0 ? PROGRESS : ENDED;
         }
         p->phase = SEND_HEAD;
         return PROGRESS;
@@ -751,7 +784,7 @@ static int move(lua_State *L, transfer *t, struct plain *p, size_t *budget, int 
 static int check_limits(transfer *t, struct plain *p)
 {
     double now = now_s(), elapsed = now - p->start;
-    int connecting = p->phase == CONNECT;
+    int connecting = p->phase == CONNECT || p->phase == RESOLVE;
     if (connecting && t->connect_timeout > 0 && elapsed >= t->connect_timeout) {
         double limit = t->timeout > 0 && t->timeout < t->connect_timeout ? t->timeout
                                                                           : t->connect_timeout;
@@ -800,9 +833,15 @@ void plain_poll(const transfer *t, int *read_fd, int *write_fd)
 {
     const struct plain *p = t->plain;
     *read_fd = *write_fd = -1;
+    if (p->phase == RESOLVE && p->resolving) {
+        *read_fd = http_resolve_fd(p->resolving);
+        return;
+    }
     if (p->fd < 0)
         return;
     switch (p->phase) {
+    case RESOLVE:
+        break;
     case CONNECT:
     case SEND_HEAD:
         *write_fd = p->fd;
@@ -824,6 +863,7 @@ void plain_close(transfer *t)
     if (!p)
         return;
     drop_connection(p);
+    http_resolve_free(p->resolving);
     free(p->head);
     buffer_free(&p->in);
     free(p);

@@ -1,10 +1,10 @@
 --- HTTP client: requests with headers, JSON and streamed bodies, downloads to
 --- files, timeouts, retries with backoff, bearer auth and parallel transfers.
 ---
---- Requests to http:// URLs with a numeric host (`http://127.0.0.1:3000`,
---- `http://[::1]:3000`) go over bbit's own HTTP/1.1 transport when no proxy
---- variable is set and redirects are not followed; every other request over
---- libcurl (https, host names, proxies), loaded on first use. Both keep
+--- Requests to http:// URLs (`http://127.0.0.1:3000`, `http://bbit.lan:3000`)
+--- go over bbit's own HTTP/1.1 transport when no proxy variable is set and
+--- redirects are not followed; every other request (https, proxies) over
+--- libcurl, loaded on first use. Both keep
 --- connections for reuse and behave alike; `BBIT_HTTP=curl` sends every
 --- request through libcurl. Inside `bbit.jobs.run` (or `http.parallel`)
 --- requests of different jobs overlap; elsewhere `http.request` simply blocks
@@ -122,8 +122,8 @@ end
 --- Starts loading libcurl on another thread if requests to `url` need it
 --- (it is loaded on first use, and its dynamic linking takes ~15 ms): a
 --- command about to make requests calls this first, so the load overlaps its
---- other work. http:// URLs to a numeric address (no proxy set) go over
---- bbit's own HTTP/1.1 transport and never load libcurl.
+--- other work. http:// URLs (no proxy set) go over bbit's own HTTP/1.1
+--- transport and never load libcurl.
 ---@param url string
 function M.prefetch(url)
   core.prefetch(url)

@@ -106,8 +106,8 @@ end
 
 --- Starts loading libcurl in the background if a server the workspace knows
 --- (its remotes, the global ones, workspace.jsonc's, the hub) needs it: an
---- https:// one, say. Requests to http://127.0.0.1:PORT and the like do not
---- load it (bbit.http), so a command calls this before its first request.
+--- https:// one, say. Requests to http:// servers do not load it
+--- (bbit.http), so a command calls this before its first request.
 ---@param ws? table
 function M.prefetch(ws)
   local local_entries, global = M.entries(ws)

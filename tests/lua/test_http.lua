@@ -116,12 +116,25 @@ end
 -- transports
 
 -- First: every later test may load libcurl (https, redirects).
-t.test("http:// to a numeric address does not load libcurl (unless BBIT_HTTP=curl)", function()
+t.test("http:// requests do not load libcurl (unless BBIT_HTTP=curl)", function()
   t.eq(libcurl_loaded(), false, "not loaded at start")
   t.eq(http.get(URL .. "/echo").status, 200)
+  -- a host name: looked up, then each address tried (::1 may refuse first)
+  local by_name = http.get(("http://localhost:%d/echo"):format(server.port)).json
+  t.eq(by_name.headers.host, "localhost:" .. server.port)
+  t.raises(function() http.get("http://no-such-host.invalid:1/x", { retries = 0 }) end,
+    "GET http://no-such-host.invalid:1/x: cannot resolve host 'no-such-host.invalid' (check the URL and the network)")
   http.prefetch(URL) -- a no-op for such a URL
   sleep_ms(50)
   t.eq(libcurl_loaded(), CURL_ONLY)
+  http.prefetch("https://127.0.0.1:1") -- loads on another thread: wait for it (5 s at most)
+  for _ = 1, 100 do
+    if libcurl_loaded() then
+      break
+    end
+    sleep_ms(50)
+  end
+  t.eq(libcurl_loaded(), true, "prefetched for an https:// URL")
 end)
 
 t.test("consecutive requests to one server reuse one connection", function()
@@ -496,6 +509,21 @@ t.test("a download aborted by the progress callback leaves no file", function()
   end)
   t.eq(msg2, "GET " .. url .. ": cancelled by the progress callback")
   t.eq(dir_entries(dir), {})
+end)
+
+t.test("a progress callback cannot close its own running transfer", function()
+  local tr
+  tr = assert(core.start({
+    url = URL .. "/download?size=" .. 4 * MB,
+    progress = function() tr:close() end,
+  }))
+  jobs.await(tr)
+  local status, err, kind = tr:result()
+  t.eq(status, nil)
+  t.contains(err, "progress callback failed: ")
+  t.contains(err, "cannot close a running transfer from a progress callback")
+  t.eq(kind, "callback")
+  tr:close()
 end)
 
 t.test("a failed status does not create the output file", function()
