@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -331,6 +332,85 @@ int bbit_store_has(const bbit_store *store, const char *id, char *err, size_t er
 }
 
 /* ------------------------------------------------------------------------ */
+/* zstd contexts, kept per thread: a context is a few hundred KB that glibc
+ * would map and unmap for every object (page faults, and a TLB flush on
+ * every core), while the store reads and writes many small objects. Each
+ * thread keeps one context of each kind for its next object. */
+
+struct zstd_kept {
+    ZSTD_CCtx *c;
+    ZSTD_DCtx *d;
+};
+static pthread_key_t zstd_key;
+static pthread_once_t zstd_once = PTHREAD_ONCE_INIT;
+
+static void zstd_kept_free(void *p)
+{
+    struct zstd_kept *k = p;
+    ZSTD_freeCCtx(k->c);
+    ZSTD_freeDCtx(k->d);
+    free(k);
+}
+
+static void zstd_key_init(void)
+{
+    pthread_key_create(&zstd_key, zstd_kept_free); /* freed when the thread ends */
+}
+
+static struct zstd_kept *zstd_kept(void)
+{
+    pthread_once(&zstd_once, zstd_key_init);
+    struct zstd_kept *k = pthread_getspecific(zstd_key);
+    if (!k && (k = calloc(1, sizeof *k)) && pthread_setspecific(zstd_key, k) != 0) {
+        free(k);
+        k = NULL;
+    }
+    return k;
+}
+
+static ZSTD_CCtx *cctx_take(void)
+{
+    struct zstd_kept *k = zstd_kept();
+    if (k && k->c) {
+        ZSTD_CCtx *c = k->c;
+        k->c = NULL;
+        ZSTD_CCtx_reset(c, ZSTD_reset_session_and_parameters);
+        return c;
+    }
+    return ZSTD_createCCtx();
+}
+
+static void cctx_give(ZSTD_CCtx *c)
+{
+    struct zstd_kept *k = c ? zstd_kept() : NULL;
+    if (k && !k->c)
+        k->c = c;
+    else
+        ZSTD_freeCCtx(c);
+}
+
+static ZSTD_DCtx *dctx_take(void)
+{
+    struct zstd_kept *k = zstd_kept();
+    if (k && k->d) {
+        ZSTD_DCtx *d = k->d;
+        k->d = NULL;
+        ZSTD_DCtx_reset(d, ZSTD_reset_session_and_parameters);
+        return d;
+    }
+    return ZSTD_createDCtx();
+}
+
+static void dctx_give(ZSTD_DCtx *d)
+{
+    struct zstd_kept *k = d ? zstd_kept() : NULL;
+    if (k && !k->d)
+        k->d = d;
+    else
+        ZSTD_freeDCtx(d);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Writer */
 
 static void writer_free(bbit_store_writer *w)
@@ -342,8 +422,8 @@ static void writer_free(bbit_store_writer *w)
         unlink(w->tmp_path);
     }
     bbit_sha256_free(w->sha);
-    ZSTD_freeCStream(w->cstream);
-    ZSTD_freeDStream(w->dstream);
+    cctx_give(w->cstream);
+    dctx_give(w->dstream);
     free(w->buf);
     free(w);
 }
@@ -351,7 +431,7 @@ static void writer_free(bbit_store_writer *w)
 static int writer_init_codec(bbit_store_writer *w, unsigned long long pledged_size)
 {
     if (w->input == BBIT_STORE_RAW) {
-        w->cstream = ZSTD_createCStream();
+        w->cstream = cctx_take();
         w->buf_size = ZSTD_CStreamOutSize();
         /* small inputs get a small buffer: less allocation churn per object */
         if (pledged_size < w->buf_size && ZSTD_compressBound(pledged_size) < w->buf_size)
@@ -362,7 +442,7 @@ static int writer_init_codec(bbit_store_writer *w, unsigned long long pledged_si
             ZSTD_isError(ZSTD_CCtx_setPledgedSrcSize(w->cstream, pledged_size)))
             return -1;
     } else {
-        w->dstream = ZSTD_createDStream();
+        w->dstream = dctx_take();
         w->buf_size = ZSTD_DStreamOutSize();
         if (w->dstream == NULL ||
             ZSTD_isError(ZSTD_DCtx_setParameter(w->dstream, ZSTD_d_windowLogMax,
@@ -966,7 +1046,7 @@ static int read_object(const bbit_store *store, const char *id, uint64_t max_siz
     r.in_size = ZSTD_DStreamInSize();
     if (loc.length < r.in_size)
         r.in_size = (size_t)loc.length + 1; /* a small object is read in one go */
-    r.dstream = ZSTD_createDStream();
+    r.dstream = dctx_take();
     r.sha = bbit_sha256_new();
     r.in_buf = malloc(r.in_size);
     int rc;
@@ -979,7 +1059,7 @@ static int read_object(const bbit_store *store, const char *id, uint64_t max_siz
     if (rc == 0 && size_out)
         *size_out = r.total;
     loc_close(&loc);
-    ZSTD_freeDStream(r.dstream);
+    dctx_give(r.dstream);
     bbit_sha256_free(r.sha);
     free(r.in_buf);
     free(r.out_buf);
