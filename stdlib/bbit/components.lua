@@ -7,24 +7,26 @@ local localscope = require("bbit.localscope")
 
 local M = {}
 
--- Dependencies are cached in the stat cache per component and tree hash, so
--- an unchanged component's sources are not re-read.
+-- Dependencies are cached in the component's stat cache entry with the tree
+-- they were found in, so an unchanged component's sources are not re-read.
 -- The result depends on the files, the entry (declared dependencies), the
 -- other components' folders and the deps script itself: the last two are
--- the same for every component (`deps_key` in the cache, which is dropped
--- when they change), the first two make each entry's key.
+-- the same for every component (`deps_key` in the cache: every entry's
+-- dependencies are dropped when it changes), the first two are checked per
+-- entry (`tree`, and `deps_for`: the entry's config, if it has one).
 local function dependencies(ws, comp, entries)
   local index = ws.scope:index()
-  local cached = index.deps[comp.id]
-  local key = comp.tree
-  if comp.entry.config ~= nil then
-    key = key .. json.encode(comp.entry.config)
-  end
-  if cached and cached.key == key then
+  local cached = index.components[comp.id]
+  local config = comp.entry.config ~= nil and json.encode(comp.entry.config) or nil
+  if cached and cached.deps and cached.tree == comp.tree and cached.deps_for == config then
     return cached.deps, cached.unknown
   end
   local deps, unknown = ws:script("deps").dependencies(comp, ws, entries)
-  index.deps[comp.id] = { key = key, deps = deps, unknown = unknown }
+  if not cached or cached.tree ~= comp.tree then -- a folder not cached (racy): the dependencies alone
+    cached = { tree = comp.tree }
+    index.components[comp.id] = cached
+  end
+  cached.deps, cached.unknown, cached.deps_for = deps, unknown, config
   ws._index_dirty = true
   return deps, unknown
 end
@@ -48,7 +50,10 @@ function M.analyze(ws)
   ws.scope:read_all_refs() -- every component's is looked at below
   local index = ws.scope:index()
   if index.deps_key ~= deps_key then
-    index.deps, index.deps_key = {}, deps_key
+    for _, e in pairs(index.components) do
+      e.deps, e.unknown, e.deps_for = nil, nil, nil
+    end
+    index.deps_key = deps_key
     ws._index_dirty = true
   end
   local result = { list = {}, by_id = {} }

@@ -378,17 +378,19 @@ function Scope:read_version(id)
   return json.decode(self.store:get(id), { name = "version object " .. id })
 end
 
---- The stat cache (see Workspace:scan): `index.json` = { format = 4,
---- components = { [id] = { sig, main, root, tree, issues } }, deps_key, deps = { [id] =
---- { key, deps, unknown } } }, and the file lists in `index-files/` (a
---- `bbit.shards` map: id -> packed list), read only when a file list is needed.
+--- The stat cache (see Workspace:scan): `index.json` = { format = 5, deps_key,
+--- components = { [id] = { sig, main, dir, tree, issues, deps, unknown, deps_for } } }
+--- (`dir`: the rootDir the entry is for; `deps`/`unknown`: the dependencies
+--- found in that tree, `deps_for` the entry's config they were found with),
+--- and the file lists in `index-files/` (a `bbit.shards` map: id -> packed
+--- list), read only when a file list is needed.
 ---@return table
 function Scope:index()
   if not self._index then
     local ok, index = pcall(json.read_if_exists, self.dir .. "/index.json")
     -- A damaged or older stat cache is only a cache: start over.
-    if not ok or type(index) ~= "table" or index.format ~= 4 then
-      index = { format = 4, components = {}, deps = {} }
+    if not ok or type(index) ~= "table" or index.format ~= 5 or type(index.components) ~= "table" then
+      index = { format = 5, components = {} }
       -- the one-file caches of format 3 (now index-files/ and cache/tasks/)
       fs.try_remove(self.dir .. "/index-files.json")
       fs.try_remove(self.dir .. "/cache/tasks.json")

@@ -548,9 +548,8 @@ local lazy_files = {
 local function scan_with_digest(self, comp, abs_root, sig, unstable)
   local id, entry = comp.id, comp.entry
   local index = self.scope:index()
-  index.components = index.components or {}
   local cached = index.components[id]
-  if cached and cached.sig == sig and cached.main == entry.mainFile and cached.root == abs_root then
+  if cached and cached.sig and cached.sig == sig and cached.main == entry.mainFile and cached.dir == comp.root_dir then
     comp.tree = cached.tree
     for _, issue in ipairs(cached.issues or {}) do
       comp.issues[#comp.issues + 1] = issue
@@ -560,13 +559,14 @@ local function scan_with_digest(self, comp, abs_root, sig, unstable)
   end
   comp.files = read_files(self, comp, abs_root)
   comp.tree = M.tree_hash(comp.files)
-  -- a racy or symlinked folder is re-read next time
+  -- the dependencies found in the same tree stay (components.lua)
+  local kept = cached and cached.tree == comp.tree and cached or {}
+  -- a racy or symlinked folder is re-read next time: no sig
+  index.components[id] = { sig = not unstable and sig or nil, main = entry.mainFile, dir = comp.root_dir,
+    tree = comp.tree, issues = #comp.issues > 0 and comp.issues or nil,
+    deps = kept.deps, unknown = kept.unknown, deps_for = kept.deps_for }
   if not unstable then
-    index.components[id] = { sig = sig, main = entry.mainFile, root = abs_root, tree = comp.tree,
-      issues = #comp.issues > 0 and comp.issues or nil }
     self.scope:index_files():set(id, pack_files(comp.files))
-  else
-    index.components[id] = nil
   end
   self._index_dirty = true
   return comp
