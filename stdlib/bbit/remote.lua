@@ -141,6 +141,11 @@ end
 local Client = {}
 Client.__index = Client
 
+--- The largest API response read into memory (a server that sends more is
+--- refused, not followed into exhausting memory); objects are streamed to
+--- files and bounded by their own size.
+M.MAX_RESPONSE = 64 * 1024 * 1024
+
 --- A client for the server at `url` (token from BBIT_TOKEN or the config).
 ---@param url string
 ---@param opts? {token?: string}
@@ -199,6 +204,9 @@ function Client:request(method, api_path, opts, what, scope)
   end
   o.method, o.url, o.token, o.raise = method, self.url .. api_path, self.token, false
   o.timeout = o.timeout or 300
+  if not o.output_file then
+    o.max_size = o.max_size or M.MAX_RESPONSE
+  end
   local r, err = http.try_request(o)
   if not r then
     transport_error(self, err, what or (method .. " " .. api_path), scope)

@@ -113,5 +113,15 @@ t.test("a read-only token may not upload packs", function()
   t.eq(r.status, 403)
 end)
 
+t.test("an API response larger than remote.MAX_RESPONSE is refused", function()
+  local saved = remote.MAX_RESPONSE
+  remote.MAX_RESPONSE = 10
+  local ok, err = pcall(client.scopes, client)
+  remote.MAX_RESPONSE = saved
+  t.eq(ok, false)
+  t.contains(tostring(err), "response larger than the limit of 10 bytes")
+  t.ok(#client:scopes() >= 1, "read with the default limit")
+end)
+
 os.execute("kill " .. pid)
 t.done()
