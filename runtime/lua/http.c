@@ -334,13 +334,32 @@ int transfer_progress(lua_State *L, transfer *t, curl_off_t dlnow, curl_off_t dl
 
 /* ---- finishing a transfer ---- */
 
-static const char *connect_error(transfer *t)
+/* The proxy variable libcurl takes for t's URL ("http_proxy"), or NULL:
+ * the lower-case name only for http (as libcurl), then ALL_PROXY. */
+static const char *proxy_variable(const transfer *t)
+{
+    static const char *const https[] = {"https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"};
+    static const char *const http[] = {"http_proxy", "all_proxy", "ALL_PROXY", NULL};
+    const char *const *vars = strncmp(t->url, "https:", 6) == 0 ? https : http;
+    for (int i = 0; i < 4 && vars[i]; i++) {
+        const char *v = getenv(vars[i]);
+        if (v && *v)
+            return vars[i];
+    }
+    return NULL;
+}
+
+static char *connect_error(transfer *t)
 {
     long os_errno = 0;
     curl_easy_getinfo(t->easy, CURLINFO_OS_ERRNO, &os_errno);
-    if (os_errno == ECONNREFUSED)
-        return "connection refused (is the server running?)";
-    return NULL;
+    if (os_errno != ECONNREFUSED)
+        return NULL;
+    const char *proxy = proxy_variable(t);
+    if (proxy) // (unless no_proxy exempts the host)
+        return dup_printf("connection refused (is the server running? requests go through the "
+                          "proxy %s=%s)", proxy, getenv(proxy));
+    return dup_printf("connection refused (is the server running?)");
 }
 
 /* "cannot resolve host 'example.invalid' (check the URL and the network)" */
@@ -387,13 +406,12 @@ static void describe_failure(transfer *t)
         kind = t->error_kind ? t->error_kind : "aborted";
     } else {
         switch (t->code) {
-        case CURLE_COULDNT_CONNECT: {
-            const char *refused = connect_error(t);
-            reason = refused ? dup_printf("%s", refused)
-                             : dup_printf("cannot connect: %s", detail);
+        case CURLE_COULDNT_CONNECT:
+            reason = connect_error(t);
+            if (!reason)
+                reason = dup_printf("cannot connect: %s", detail);
             kind = "connect";
             break;
-        }
         case CURLE_COULDNT_RESOLVE_HOST:
         case CURLE_COULDNT_RESOLVE_PROXY:
             reason = resolve_error(t);

@@ -302,6 +302,17 @@ t.test("refused connection names method and URL", function()
   t.eq(err, "GET " .. url .. ": connection refused (is the server running?)")
 end)
 
+t.test("a refused connection through a proxy names the proxy", function()
+  local script = tmp .. "/proxy.lua"
+  write_file(script, ([[
+    local r, err = require("bbit.http").try_request({ url = %q, retries = 0 })
+    print(err)
+  ]]):format(URL .. "/echo"))
+  local proxy = ("http://127.0.0.1:%d"):format(closed_port)
+  local out = capture(("http_proxy=%s %s run %s 2>&1"):format(proxy, sh_quote(BBIT), sh_quote(script)))
+  t.contains(out, "GET " .. URL .. "/echo: connection refused (is the server running? requests go through the proxy http_proxy=" .. proxy .. ")")
+end)
+
 t.test("unknown host names the host", function()
   t.raises(function() http.get("http://no-such-host.invalid/x") end,
     "GET http://no-such-host.invalid/x: cannot resolve host 'no-such-host.invalid'")
