@@ -110,17 +110,23 @@ local function compare_pre(a, b)
   return 0
 end
 
+local function compare_parsed(a, b)
+  if a.major ~= b.major then
+    return a.major < b.major and -1 or 1
+  elseif a.minor ~= b.minor then
+    return a.minor < b.minor and -1 or 1
+  elseif a.patch ~= b.patch then
+    return a.patch < b.patch and -1 or 1
+  end
+  return compare_pre(a.prerelease, b.prerelease)
+end
+
 --- Compares two versions (strings or parsed): -1, 0 or 1. Build metadata is ignored.
 ---@return integer
 function M.compare(a, b)
   a = type(a) == "string" and M.parse(a) or a
   b = type(b) == "string" and M.parse(b) or b
-  for _, k in ipairs({ "major", "minor", "patch" }) do
-    if a[k] ~= b[k] then
-      return a[k] < b[k] and -1 or 1
-    end
-  end
-  return compare_pre(a.prerelease, b.prerelease)
+  return compare_parsed(a, b)
 end
 
 --- The next version after `v` for `level` ("major", "minor", "patch").
@@ -151,12 +157,27 @@ function M.bump(v, level)
   return tostring(p)
 end
 
+-- Version string -> parsed, for sorting: each distinct version is parsed
+-- once per process, not at every comparison (a workspace of 1,000
+-- components with 50 versions each sorts 50,000). Never handed out: parse
+-- returns a fresh table, which callers may change.
+local sort_keys = {}
+
+local function sort_key(s)
+  local k = sort_keys[s]
+  if not k then
+    k = M.parse(s)
+    sort_keys[s] = k
+  end
+  return k
+end
+
 --- Sorts a list of version strings ascending, in place; returns it.
 ---@param list string[]
 ---@return string[]
 function M.sort(list)
   table.sort(list, function(a, b)
-    return M.compare(a, b) < 0
+    return compare_parsed(sort_key(a), sort_key(b)) < 0
   end)
   return list
 end

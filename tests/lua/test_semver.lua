@@ -37,4 +37,20 @@ t.test("bump", function()
   t.raises(function() semver.bump("1.0.0", "huge") end, "unknown version bump")
 end)
 
+t.test("sort parses each version once and keeps it to itself", function()
+  local list = {}
+  for i = 60, 1, -1 do
+    list[#list + 1] = ("1.%d.0"):format(i)
+  end
+  list[#list + 1] = "1.5.0-rc.1"
+  semver.sort(list)
+  t.eq({ list[1], list[5], list[6], list[61] }, { "1.1.0", "1.5.0-rc.1", "1.5.0", "1.60.0" })
+  -- bump and parse hand out fresh tables: changing one does not change the sort
+  local p = semver.parse("1.5.0")
+  p.major = 99
+  t.eq(semver.bump("1.5.0", "major"), "2.0.0")
+  t.eq(semver.sort({ "1.5.0", "1.4.0", "2.0.0" }), { "1.4.0", "1.5.0", "2.0.0" })
+  t.raises(function() semver.sort({ "1.0.0", "nope" }) end, "invalid version 'nope'")
+end)
+
 t.done()
