@@ -60,5 +60,8 @@ bbit_buffer *bbit_push_buffer(lua_State *L);
 /* The bytes of the string or buffer at idx (raises otherwise). */
 const char *bbit_check_bytes(lua_State *L, int idx, size_t *len);
 
+/* Seconds on the monotonic clock (for deadlines and durations). */
+double bbit_monotonic(void);
+
 
 #endif

@@ -1545,13 +1545,6 @@ static void sleep_ms(long ms)
     }
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* The pid written in the lock file by its holder, or 0 when unknown. */
 static long lock_holder(int fd)
 {
@@ -1572,7 +1565,7 @@ static long lock_holder(int fd)
 /* Tries flock until it succeeds or `wait_s` seconds passed (< 0: once). */
 static int lock_acquire(int fd, double wait_s)
 {
-    double deadline = now_s() + (wait_s > 0 ? wait_s : 0);
+    double deadline = bbit_monotonic() + (wait_s > 0 ? wait_s : 0);
     for (;;) {
         if (flock(fd, LOCK_EX | LOCK_NB) == 0)
             return 0;
@@ -1580,7 +1573,7 @@ static int lock_acquire(int fd, double wait_s)
             continue;
         if (errno != EWOULDBLOCK)
             return -1;
-        double left = deadline - now_s();
+        double left = deadline - bbit_monotonic();
         if (wait_s <= 0 || left <= 0) {
             errno = EWOULDBLOCK;
             return -1;

@@ -800,13 +800,6 @@ static const char *curl_start(lua_State *L, transfer *t, int has_body)
     return NULL;
 }
 
-/* Which transport carries url: the plain one unless BBIT_HTTP=curl. */
-static int use_plain(const char *url)
-{
-    const char *forced = getenv("BBIT_HTTP");
-    return !(forced && strcmp(forced, "curl") == 0) && plain_accepts(url);
-}
-
 // t = core.http.start{method=, url=, headers=, body=|body_file=, output_file=, timeout=,
 //   connect_timeout=, low_speed_limit=, low_speed_time=, max_size=, follow_redirects=,
 //   progress=fn(dlnow, dltotal, ulnow, ultotal)}   -> t | nil, err
@@ -857,10 +850,8 @@ static int http_start(lua_State *L)
         err = set_output_file(L, t, output_file);
     int has_body = body != NULL || body_file != NULL;
     if (!err) {
-        if (t->follow_redirects < 0 && use_plain(t->url))
-            err = plain_start(t, has_body) == 0 ? NULL : "http.start: out of memory";
-        else
-            err = curl_start(L, t, has_body);
+        int plain = plain_start(t, has_body);
+        err = plain > 0 ? NULL : plain < 0 ? "http.start: out of memory" : curl_start(L, t, has_body);
     }
     if (err) {
         lua_pushstring(L, err); // [req, t, ..., err]
@@ -1073,9 +1064,7 @@ static int http_wait(lua_State *L)
 // seconds = core.http.now(): a monotonic clock (for deadlines and backoff)
 static int http_now(lua_State *L)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    lua_pushnumber(L, (double)ts.tv_sec + (double)ts.tv_nsec / 1e9);
+    lua_pushnumber(L, bbit_monotonic());
     return 1;
 }
 
@@ -1104,7 +1093,7 @@ static int http_escape(lua_State *L)
 //   requests to url need it
 static int http_prefetch(lua_State *L)
 {
-    if (!use_plain(luaL_checkstring(L, 1)))
+    if (!plain_accepts(luaL_checkstring(L, 1)))
         bbit_lazylibs_prefetch(BBIT_LAZY_CURL);
     return 0;
 }

@@ -9,7 +9,7 @@
  * Non-blocking: each step sends or reads what the socket takes and returns;
  * the scheduler waits on the descriptor plain_poll names. Like libcurl it
  * keeps idle connections (at most POOL_SIZE) for the next request to the same
- * address, replaces once a reused connection the server closed meanwhile,
+ * host and port, replaces once a reused connection the server closed meanwhile,
  * sends `Expect: 100-continue` before a body over 1 MiB (so a server can
  * refuse it unsent), and reads Content-Length, chunked and close-delimited
  * bodies. Its messages are the libcurl transport's.
@@ -88,13 +88,6 @@ static struct {
 } pool[POOL_SIZE];
 static int pool_n;
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* ---- URLs ---- */
 
 /* Parses http://HOST[:PORT][PATH][?QUERY][#FRAGMENT] into its host, port,
@@ -158,6 +151,13 @@ static int parse_url(const char *url, char host[HTTP_HOST_MAX], int *port_out,
     return 1;
 }
 
+/* BBIT_HTTP=curl: every request goes through libcurl. */
+static int plain_forced_off(void)
+{
+    const char *forced = getenv("BBIT_HTTP");
+    return forced && strcmp(forced, "curl") == 0;
+}
+
 /* Would libcurl send a request to url through a proxy? (It reads http_proxy,
  * lower case only for http, then all_proxy / ALL_PROXY.) */
 static int proxy_set(void)
@@ -177,7 +177,8 @@ int plain_accepts(const char *url)
     int port;
     const char *authority, *target;
     size_t alen, tlen;
-    return !proxy_set() && parse_url(url, host, &port, &authority, &alen, &target, &tlen);
+    return !plain_forced_off() && !proxy_set() &&
+           parse_url(url, host, &port, &authority, &alen, &target, &tlen);
 }
 
 /* ---- the request ---- */
@@ -251,12 +252,16 @@ static int build_head(transfer *t, struct plain *p, const char *authority, size_
 
 int plain_start(transfer *t, int has_body)
 {
+    if (t->follow_redirects >= 0 || plain_forced_off() || proxy_set())
+        return 0;
     struct plain *p = calloc(1, sizeof *p);
+    if (!p)
+        return -1;
     const char *authority, *target;
     size_t alen, tlen;
-    if (!p || !parse_url(t->url, p->host, &p->port, &authority, &alen, &target, &tlen)) {
+    if (!parse_url(t->url, p->host, &p->port, &authority, &alen, &target, &tlen)) {
         free(p);
-        return -1;
+        return 0;
     }
     p->fd = -1;
     p->has_body = has_body;
@@ -266,7 +271,7 @@ int plain_start(transfer *t, int has_body)
         return -1;
     }
     t->plain = p;
-    return 0;
+    return 1;
 }
 
 /* ---- connections ---- */
@@ -319,7 +324,7 @@ static void fail(transfer *t, const char *kind, const char *fmt, ...)
     vsnprintf(reason, sizeof reason, fmt, ap);
     va_end(ap);
     transfer_fail(t, kind, "%s", reason);
-    t->seconds = now_s() - p->start;
+    t->seconds = bbit_monotonic() - p->start;
     transfer_finish(t);
 }
 
@@ -439,20 +444,27 @@ static void lost(transfer *t, struct plain *p, int err)
         fail(t, "network", "connection lost: the server closed the connection mid-response");
 }
 
+/* Tells the progress callback where t stands; -1 when it ended t. */
+static int report_progress(lua_State *L, transfer *t, struct plain *p)
+{
+    if (!transfer_progress(L, t, t->received, p->content_length > 0 ? p->content_length : 0,
+                           p->body_sent, p->has_body ? (curl_off_t)t->body_len : 0))
+        return 0;
+    fail_aborted(t);
+    return -1;
+}
+
 /* The response is complete: t finishes, the connection waits for the next request. */
 static void response_done(lua_State *L, transfer *t, struct plain *p)
 {
-    if (transfer_progress(L, t, t->received, p->content_length > 0 ? p->content_length : 0,
-                          p->body_sent, p->has_body ? (curl_off_t)t->body_len : 0)) {
-        fail_aborted(t);
+    if (report_progress(L, t, p) != 0)
         return;
-    }
     if (p->keep_alive && p->request_sent && p->used == p->in.len)
         pool_put(p);
     else
         close(p->fd);
     p->fd = -1;
-    t->seconds = now_s() - p->start;
+    t->seconds = bbit_monotonic() - p->start;
     transfer_finish(t);
 }
 
@@ -743,7 +755,7 @@ static int move(lua_State *L, transfer *t, struct plain *p, size_t *budget, int 
             p->phase = RECEIVE;
         } else if (p->expect) {
             p->phase = WAIT_CONTINUE;
-            p->continue_deadline = now_s() + EXPECT_WAIT;
+            p->continue_deadline = bbit_monotonic() + EXPECT_WAIT;
         } else {
             p->phase = SEND_BODY;
         }
@@ -758,7 +770,7 @@ static int move(lua_State *L, transfer *t, struct plain *p, size_t *budget, int 
             if (r != BLOCKED)
                 return r; // PROGRESS: the phase may have changed
             if (p->phase == WAIT_CONTINUE) {
-                if (now_s() < p->continue_deadline)
+                if (bbit_monotonic() < p->continue_deadline)
                     return BLOCKED;
                 p->phase = SEND_BODY; // no answer: send anyway, as libcurl does
             }
@@ -783,7 +795,7 @@ static int move(lua_State *L, transfer *t, struct plain *p, size_t *budget, int 
 /* The time limits; 0, or -1 when t failed. */
 static int check_limits(transfer *t, struct plain *p)
 {
-    double now = now_s(), elapsed = now - p->start;
+    double now = bbit_monotonic(), elapsed = now - p->start;
     int connecting = p->phase == CONNECT || p->phase == RESOLVE;
     if (connecting && t->connect_timeout > 0 && elapsed >= t->connect_timeout) {
         double limit = t->timeout > 0 && t->timeout < t->connect_timeout ? t->timeout
@@ -813,7 +825,7 @@ void plain_step(lua_State *L, transfer *t)
 {
     struct plain *p = t->plain;
     if (p->start == 0) {
-        p->start = p->window_start = now_s();
+        p->start = p->window_start = bbit_monotonic();
         if (open_connection(t, p) != 0)
             return;
     }
@@ -822,11 +834,8 @@ void plain_step(lua_State *L, transfer *t)
     do
         r = move(L, t, p, &budget, &peeked);
     while (r == PROGRESS && budget > 0);
-    if (t->state != RUNNING || check_limits(t, p) != 0)
-        return;
-    if (transfer_progress(L, t, t->received, p->content_length > 0 ? p->content_length : 0,
-                          p->body_sent, p->has_body ? (curl_off_t)t->body_len : 0))
-        fail_aborted(t);
+    if (t->state == RUNNING && check_limits(t, p) == 0)
+        report_progress(L, t, p);
 }
 
 void plain_poll(const transfer *t, int *read_fd, int *write_fd)

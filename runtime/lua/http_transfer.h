@@ -104,9 +104,10 @@ int http_resolve_result(struct http_resolver *r, struct http_address *addrs, int
 void http_resolve_free(struct http_resolver *r);
 
 /* ---- http_plain.c ---- */
-/* Can the plain transport carry a request to url (see http_plain.c)? */
+/* Would the plain transport carry a request to url (not BBIT_HTTP=curl, no proxy)? */
 int plain_accepts(const char *url);
-/* Prepares t for the plain transport; -1 out of memory. Nothing is sent before the first step. */
+/* Prepares t for the plain transport if it can carry it: 1 taken, 0 not (libcurl's then),
+ * -1 out of memory. Nothing is sent before the first step. */
 int plain_start(transfer *t, int has_body);
 /* Makes progress without blocking; finishes t (transfer_finish) when it ends. */
 void plain_step(lua_State *L, transfer *t);

@@ -81,19 +81,12 @@ static int listener_port(lua_State *L)
     return 1;
 }
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* Reads until the end of the request head, within the deadline. */
 static int read_head(int fd, char *buf, size_t cap, double deadline)
 {
     size_t n = 0;
     while (n < cap - 1) {
-        int left = (int)((deadline - now()) * 1000);
+        int left = (int)((deadline - bbit_monotonic()) * 1000);
         if (left <= 0)
             return -1;
         struct pollfd p = {.fd = fd, .events = POLLIN};
@@ -116,14 +109,14 @@ static int listener_accept(lua_State *L)
 {
     listener *l = check_open(L);
     double timeout = luaL_checknumber(L, 2);
-    double deadline = now() + timeout;
+    double deadline = bbit_monotonic() + timeout;
     if (l->client >= 0) {
         close(l->client);
         l->client = -1;
     }
     char buf[MAX_REQUEST];
     for (;;) {
-        int left = (int)((deadline - now()) * 1000);
+        int left = (int)((deadline - bbit_monotonic()) * 1000);
         if (left <= 0)
             return bbit_fail(L, "timeout");
         struct pollfd p = {.fd = l->fd, .events = POLLIN};
@@ -136,7 +129,8 @@ static int listener_accept(lua_State *L)
         if (c < 0)
             continue;
         /* a slow or silent client must not hold the listener: 5 s per request */
-        double request_deadline = now() + 5.0 < deadline ? now() + 5.0 : deadline;
+        double soon = bbit_monotonic() + 5.0;
+        double request_deadline = soon < deadline ? soon : deadline;
         if (read_head(c, buf, sizeof buf, request_deadline) < 0) {
             close(c);
             continue;

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "bbit/luax.h"
 
@@ -80,4 +81,11 @@ void *bbit_check_open(lua_State *L, int idx, const char *tname, const char *what
     if (*ud == NULL)
         luaL_error(L, "attempt to use a closed %s", what);
     return ud;
+}
+
+double bbit_monotonic(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }

@@ -64,13 +64,6 @@ struct proc_handle {
     struct proc *p; /* NULL when closed */
 };
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void close_fd(int *fd)
 {
     if (*fd >= 0) {
@@ -224,7 +217,7 @@ static void mark_reaped(struct proc *p, int status)
     live_remove(p->pid);
     p->reaped = 1;
     p->status = status;
-    p->ended = now_seconds();
+    p->ended = bbit_monotonic();
     close_fd(&p->pidfd);
     close_stdin(p);
 }
@@ -280,7 +273,7 @@ static void check_deadline(struct proc *p)
     if (p->timer_fd >= 0 && read(p->timer_fd, &expirations, sizeof expirations) < 0) {
         /* EAGAIN: not expired; the times below decide anyway */
     }
-    double now = now_seconds();
+    double now = bbit_monotonic();
     if (!p->timed_out && now >= p->deadline - 1e-6) { /* 1e-6: rounding of the timer */
         p->timed_out = 1;
         killpg(p->pid, SIGTERM);
@@ -308,7 +301,7 @@ static void finish(struct proc *p)
     close_stdin(p);
     close_fd(&p->timer_fd);
     if (p->ended == 0)
-        p->ended = now_seconds();
+        p->ended = bbit_monotonic();
     p->finished = 1;
 }
 
@@ -568,7 +561,7 @@ static int start_child(struct proc *p, const struct spawn_request *rq)
         p->pid = 0;
         return rc;
     }
-    p->started = now_seconds();
+    p->started = bbit_monotonic();
     live_add(p->pid);
     set_nonblocking(p->out_fd);
     set_nonblocking(p->err_fd);

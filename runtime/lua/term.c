@@ -25,9 +25,7 @@ static int term_width(lua_State *L)
 // seconds = core.term.clock(): monotonic time in seconds (for durations)
 static int term_clock(lua_State *L)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+    lua_pushnumber(L, bbit_monotonic());
     return 1;
 }
 

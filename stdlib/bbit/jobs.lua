@@ -23,22 +23,28 @@ local job_coroutines = setmetatable({}, { __mode = "k" })
 
 local MAX_WAIT_MS = 200 -- upper bound of one wait; waitables check their own deadlines
 
--- Blocks until one of `ws` may progress (or a short timeout).
-local function wait_any(ws)
-  local fds, write_fds, http = {}, {}, false
+-- The descriptors all of `ws` wait on: method "poll_fds" or "poll_write_fds"
+-- (optional).
+local function all_fds(ws, method)
+  local fds = {}
   for _, w in ipairs(ws) do
-    for _, fd in ipairs(w:poll_fds()) do
+    for _, fd in ipairs(w[method] and w[method](w) or {}) do
       fds[#fds + 1] = fd
     end
-    for _, fd in ipairs(w.poll_write_fds and w:poll_write_fds() or {}) do
-      write_fds[#write_fds + 1] = fd
-    end
+  end
+  return fds
+end
+
+-- Blocks until one of `ws` may progress (or a short timeout).
+local function wait_any(ws)
+  local fds, http = all_fds(ws, "poll_fds"), false
+  for _, w in ipairs(ws) do
     if w.kind == "http" then
       http = true
     end
   end
   if http then
-    require("bbit.core.http").wait(fds, MAX_WAIT_MS, write_fds)
+    require("bbit.core.http").wait(fds, MAX_WAIT_MS, all_fds(ws, "poll_write_fds"))
   else
     core_proc.wait(fds, MAX_WAIT_MS)
   end
@@ -80,22 +86,10 @@ local function any_of(ws, cancel)
   return {
     kind = kind,
     poll_fds = function()
-      local fds = {}
-      for _, w in ipairs(ws) do
-        for _, fd in ipairs(w:poll_fds()) do
-          fds[#fds + 1] = fd
-        end
-      end
-      return fds
+      return all_fds(ws, "poll_fds")
     end,
     poll_write_fds = function()
-      local fds = {}
-      for _, w in ipairs(ws) do
-        for _, fd in ipairs(w.poll_write_fds and w:poll_write_fds() or {}) do
-          fds[#fds + 1] = fd
-        end
-      end
-      return fds
+      return all_fds(ws, "poll_write_fds")
     end,
     step = function()
       return true
