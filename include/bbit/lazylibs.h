@@ -1,4 +1,4 @@
-/* libcurl, libmicrohttpd, SQLite, libarchive and libcrypto are loaded when
+/* libcurl, libmicrohttpd, SQLite, libarchive, zlib and libcrypto are loaded when
  * first used, not at startup: with their dependencies (gnutls, krb5, ldap,
  * libxml2, icu, ...) they were 40 shared objects and ~25 ms of CPU at every
  * command's start, and most commands use one of them or none. libcrypto
@@ -7,7 +7,7 @@
  * only loaded for scrypt, random bytes and SHA-256 on other CPUs.
  *
  * Include this instead of <curl/curl.h>, <microhttpd.h>, <sqlite3.h>,
- * <archive.h> and <archive_entry.h>, or OpenSSL's headers: every
+ * <archive.h> and <archive_entry.h>, <zlib.h>, or OpenSSL's headers: every
  * function of theirs that bbit calls becomes a macro reading a pointer from
  * a table filled by dlopen/dlsym on first use (runtime/lazylibs.c). A missing
  * library stops bbit with a message naming it and its Debian package. To
@@ -21,6 +21,7 @@
 #include <sqlite3.h>
 #include <archive.h>
 #include <archive_entry.h>
+#include <zlib.h>
 /* SHA256_* are deprecated in OpenSSL 3 (see core/sha256.c): the tables
  * below take their types, which would warn in every file including this */
 #define OPENSSL_SUPPRESS_DEPRECATED
@@ -75,6 +76,8 @@ void bbit_lazylibs_prefetch(enum bbit_lazylib lib);
     X(archive_write_set_bytes_in_last_block) X(archive_write_set_format_pax_restricted) \
     X(archive_write_set_options)
 
+#define BBIT_ZLIB_FUNCTIONS(X) X(crc32) X(deflate) X(deflateEnd) X(deflateInit2_)
+
 #define BBIT_CRYPTO_FUNCTIONS(X) \
     X(CRYPTO_memcmp) X(EVP_PBE_scrypt) X(OPENSSL_cleanse) X(RAND_bytes) X(SHA256_Final) \
     X(SHA256_Init) X(SHA256_Update)
@@ -84,6 +87,7 @@ struct bbit_curl_api { BBIT_CURL_FUNCTIONS(BBIT_LAZY_FIELD) };
 struct bbit_mhd_api { BBIT_MHD_FUNCTIONS(BBIT_LAZY_FIELD) };
 struct bbit_sqlite_api { BBIT_SQLITE_FUNCTIONS(BBIT_LAZY_FIELD) };
 struct bbit_archive_api { BBIT_ARCHIVE_FUNCTIONS(BBIT_LAZY_FIELD) };
+struct bbit_zlib_api { BBIT_ZLIB_FUNCTIONS(BBIT_LAZY_FIELD) };
 struct bbit_crypto_api { BBIT_CRYPTO_FUNCTIONS(BBIT_LAZY_FIELD) };
 #undef BBIT_LAZY_FIELD
 
@@ -92,6 +96,7 @@ const struct bbit_curl_api *bbit_curl_api(void);
 const struct bbit_mhd_api *bbit_mhd_api(void);
 const struct bbit_sqlite_api *bbit_sqlite_api(void);
 const struct bbit_archive_api *bbit_archive_api(void);
+const struct bbit_zlib_api *bbit_zlib_api(void);
 const struct bbit_crypto_api *bbit_crypto_api(void);
 
 #ifndef BBIT_LAZYLIBS_IMPL
@@ -194,6 +199,10 @@ const struct bbit_crypto_api *bbit_crypto_api(void);
 #define archive_write_set_bytes_in_last_block (bbit_archive_api()->archive_write_set_bytes_in_last_block)
 #define archive_write_set_format_pax_restricted (bbit_archive_api()->archive_write_set_format_pax_restricted)
 #define archive_write_set_options (bbit_archive_api()->archive_write_set_options)
+#define crc32 (bbit_zlib_api()->crc32)
+#define deflate (bbit_zlib_api()->deflate)
+#define deflateEnd (bbit_zlib_api()->deflateEnd)
+#define deflateInit2_ (bbit_zlib_api()->deflateInit2_)
 #define CRYPTO_memcmp (bbit_crypto_api()->CRYPTO_memcmp)
 #define EVP_PBE_scrypt (bbit_crypto_api()->EVP_PBE_scrypt)
 #define OPENSSL_cleanse (bbit_crypto_api()->OPENSSL_cleanse)

@@ -1,4 +1,4 @@
-/* Loads libcurl, libmicrohttpd, SQLite, libarchive and libcrypto on first use: see lazylibs.h. */
+/* Loads libcurl, libmicrohttpd, SQLite, libarchive, zlib and libcrypto on first use: see lazylibs.h. */
 #define BBIT_LAZYLIBS_IMPL
 #include "bbit/lazylibs.h"
 
@@ -59,6 +59,7 @@ BBIT_LAZY_LIB(curl, BBIT_CURL_FUNCTIONS, "libcurl.so.4", "libcurl4")
 BBIT_LAZY_LIB(mhd, BBIT_MHD_FUNCTIONS, "libmicrohttpd.so.12", "libmicrohttpd12")
 BBIT_LAZY_LIB(sqlite, BBIT_SQLITE_FUNCTIONS, "libsqlite3.so.0", "libsqlite3-0")
 BBIT_LAZY_LIB(archive, BBIT_ARCHIVE_FUNCTIONS, "libarchive.so.13", "libarchive13")
+BBIT_LAZY_LIB(zlib, BBIT_ZLIB_FUNCTIONS, "libz.so.1", "zlib1g")
 BBIT_LAZY_LIB(crypto, BBIT_CRYPTO_FUNCTIONS, "libcrypto.so.3", "libssl3")
 
 /* Prefetching: a thread dlopens the library; the dynamic linker's lock

@@ -61,17 +61,25 @@ struct archive_entry *bbit_tar_entry(const char *name, mode_t type, int perm, in
 
 struct build {
     bbit_store_writer *out;
-    struct archive *a;
+    struct archive *a;  /* libarchive's writer, or NULL: */
+    bbit_tarw *native;  /* the native one */
     char *err;
     size_t errlen;
     uint64_t left; /* bytes the current member may still write */
 };
 
-/* libarchive's output: the store writer (which hashes and compresses). */
+/* The archive's bytes: into the store writer (which hashes and compresses). */
+static int store_sink(void *ctx, const void *buf, size_t len, char *err, size_t errlen)
+{
+    struct build *b = ctx;
+    return bbit_store_writer_write(b->out, buf, len, err, errlen);
+}
+
+/* libarchive's output callback. */
 static la_ssize_t out_write(struct archive *a, void *ctx, const void *buf, size_t len)
 {
     struct build *b = ctx;
-    if (bbit_store_writer_write(b->out, buf, len, b->err, b->errlen) != 0) {
+    if (store_sink(b, buf, len, b->err, b->errlen) != 0) {
         archive_set_error(a, EIO, "%s", b->err);
         return -1;
     }
@@ -87,6 +95,8 @@ static int member_sink(void *ctx, const void *data, size_t len, char *err, size_
         return -1;
     }
     b->left -= len;
+    if (b->native)
+        return len ? bbit_tarw_data(b->native, data, len, err, errlen) : 0;
     if (len && archive_write_data(b->a, data, len) != (la_ssize_t)len) {
         snprintf(err, errlen, "%s", archive_error_string(b->a));
         return -1;
@@ -94,11 +104,15 @@ static int member_sink(void *ctx, const void *data, size_t len, char *err, size_
     return 0;
 }
 
-static int add_member(struct build *b, bbit_store *store, const struct bbit_tar_member *m)
+/* The member's header; 0, -1, or BBIT_TARW_UNSUPPORTED (native only). */
+static int member_header(struct build *b, const struct bbit_tar_member *m)
 {
-    if (m->perm != 0644 && m->perm != 0755) {
-        snprintf(b->err, b->errlen, "%s: mode must be 644 or 755", m->name);
-        return -1;
+    if (b->native) {
+        char why[256];
+        int r = bbit_tarw_header(b->native, m->name, 0, m->perm, m->size, why, sizeof why);
+        if (r < 0)
+            snprintf(b->err, b->errlen, "%s: %s", m->name, why);
+        return r;
     }
     struct archive_entry *e = bbit_tar_entry(m->name, AE_IFREG, m->perm, (int64_t)m->size);
     if (!e) {
@@ -111,6 +125,18 @@ static int add_member(struct build *b, bbit_store *store, const struct bbit_tar_
         snprintf(b->err, b->errlen, "%s: %s", m->name, archive_error_string(b->a));
         return -1;
     }
+    return 0;
+}
+
+static int add_member(struct build *b, bbit_store *store, const struct bbit_tar_member *m)
+{
+    if (m->perm != 0644 && m->perm != 0755) {
+        snprintf(b->err, b->errlen, "%s: mode must be 644 or 755", m->name);
+        return -1;
+    }
+    int r = member_header(b, m);
+    if (r != 0)
+        return r;
     b->left = m->size;
     char why[BBIT_STORE_ERR_SIZE];
     if (bbit_store_read(store, m->blob, m->size, member_sink, b, NULL, why, sizeof why) != 0) {
@@ -125,6 +151,46 @@ static int add_member(struct build *b, bbit_store *store, const struct bbit_tar_
     return 0;
 }
 
+/* One attempt: natively, or with libarchive. 0, -1, or BBIT_TARW_UNSUPPORTED. */
+static int build_with(struct build *b, bbit_store *store, const char *format, int native,
+                      const struct bbit_tar_member *members, size_t n)
+{
+    int rc = -1;
+    if (native) {
+        if (!(b->native = bbit_tarw_open(format, store_sink, b))) {
+            snprintf(b->err, b->errlen, "out of memory");
+            return -1;
+        }
+        rc = 0;
+        for (size_t i = 0; i < n && rc == 0; i++)
+            rc = add_member(b, store, &members[i]);
+        if (rc == 0)
+            rc = bbit_tarw_finish(b->native, b->err, b->errlen);
+        bbit_tarw_free(b->native);
+        b->native = NULL;
+        return rc;
+    }
+    b->a = archive_write_new();
+    if (!b->a) {
+        snprintf(b->err, b->errlen, "out of memory");
+    } else if (bbit_tar_configure(b->a, format) != ARCHIVE_OK ||
+               archive_write_open(b->a, b, NULL, out_write, NULL) != ARCHIVE_OK) {
+        snprintf(b->err, b->errlen, "%s", archive_error_string(b->a));
+    } else {
+        rc = 0;
+        for (size_t i = 0; i < n && rc == 0; i++)
+            rc = add_member(b, store, &members[i]);
+        if (rc == 0 && archive_write_close(b->a) != ARCHIVE_OK) {
+            snprintf(b->err, b->errlen, "%s", archive_error_string(b->a));
+            rc = -1;
+        }
+    }
+    if (b->a)
+        archive_write_free(b->a);
+    b->a = NULL;
+    return rc;
+}
+
 int bbit_tar_build(bbit_store *store, const char *format, const struct bbit_tar_member *members,
                    size_t n, const char *expected_id, uint64_t max_size,
                    char id_out[BBIT_STORE_ID_LEN + 1], char *err, size_t errlen)
@@ -134,30 +200,17 @@ int bbit_tar_build(bbit_store *store, const char *format, const struct bbit_tar_
         return -1;
     }
     struct build b = {.err = err, .errlen = errlen};
-    b.out = bbit_store_writer_begin(store, BBIT_STORE_RAW, expected_id, max_size, err, errlen);
-    if (!b.out)
-        return -1;
-    b.a = archive_write_new();
-    int rc = -1;
-    if (!b.a) {
-        snprintf(err, errlen, "out of memory");
-    } else if (bbit_tar_configure(b.a, format) != ARCHIVE_OK ||
-               archive_write_open(b.a, &b, NULL, out_write, NULL) != ARCHIVE_OK) {
-        snprintf(err, errlen, "%s", archive_error_string(b.a));
-    } else {
-        rc = 0;
-        for (size_t i = 0; i < n && rc == 0; i++)
-            rc = add_member(&b, store, &members[i]);
-        if (rc == 0 && archive_write_close(b.a) != ARCHIVE_OK) {
-            snprintf(err, errlen, "%s", archive_error_string(b.a));
-            rc = -1;
-        }
-    }
-    if (b.a)
-        archive_write_free(b.a);
-    if (rc != 0) {
+    /* natively first; a member only libarchive writes starts it over with libarchive */
+    for (int native = bbit_tarw_native_format(format);; native = 0) {
+        b.out = bbit_store_writer_begin(store, BBIT_STORE_RAW, expected_id, max_size, err, errlen);
+        if (!b.out)
+            return -1;
+        int rc = build_with(&b, store, format, native, members, n);
+        if (rc == 0)
+            break;
         bbit_store_writer_abort(b.out);
-        return -1;
+        if (rc != BBIT_TARW_UNSUPPORTED)
+            return -1;
     }
     char id[BBIT_STORE_ID_LEN + 1];
     return bbit_store_writer_commit(b.out, id_out ? id_out : id, err, errlen);

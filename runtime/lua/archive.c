@@ -101,7 +101,8 @@ static struct archive *open_tar_reader(int fd)
 /* Writer                                                                    */
 
 typedef struct {
-    struct archive *a; /* NULL once finished or closed */
+    void *h; /* the writer, NULL once finished or closed: a bbit_tarw (native) or a libarchive one */
+    int native;
     int fd;
     char *tmp_path;
     char *final_path;
@@ -110,10 +111,12 @@ typedef struct {
 /* Frees what the writer holds; removes the temp file unless it was renamed. */
 static void writer_release(writer_ud *w)
 {
-    struct archive *a = w->a;
-    w->a = NULL;
-    if (a)
-        archive_write_free(a);
+    void *h = w->h;
+    w->h = NULL;
+    if (h && w->native)
+        bbit_tarw_free(h);
+    else if (h)
+        archive_write_free(h);
     if (w->fd >= 0)
         close(w->fd);
     w->fd = -1;
@@ -125,14 +128,36 @@ static void writer_release(writer_ud *w)
     w->final_path = NULL;
 }
 
-// w = core.archive.writer(path, format) | nil, err: format "tar.gz", "tar.zst" or "tar"
+/* The native writer's output: the temp file. */
+static int fd_sink(void *ctx, const void *buf, size_t len, char *err, size_t errlen)
+{
+    int fd = *(int *)ctx;
+    while (len > 0) {
+        ssize_t n = write(fd, buf, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            snprintf(err, errlen, "%s", strerror(errno));
+            return -1;
+        }
+        buf = (const char *)buf + n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+// w = core.archive.writer(path, format [, engine]) | nil, err: format "tar.gz", "tar.zst" or
+// "tar"; engine "libarchive" forces libarchive, else tar.gz and tar are written natively (see
+// bbit_tarw_* in tarball.h: an entry it cannot write fails with "unsupported" as a third result,
+// and the archive is started over with libarchive)
 static int archive_writer(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
     const char *format = luaL_checkstring(L, 2);
     luaL_argcheck(L, bbit_tar_valid_format(format), 2, "expected \"tar.gz\", \"tar.zst\" or \"tar\"");
+    const char *engine = luaL_optstring(L, 3, "auto");
     writer_ud *w = lua_newuserdatauv(L, sizeof *w, 0);
-    *w = (writer_ud){.a = NULL, .fd = -1};
+    *w = (writer_ud){.h = NULL, .fd = -1};
     luaL_setmetatable(L, WRITER_TYPE);
     size_t n = strlen(path);
     w->final_path = strdup(path);
@@ -152,6 +177,14 @@ static int archive_writer(lua_State *L)
         errno = e;
         return fail_subject(L, "archive.writer", path);
     }
+    if (strcmp(engine, "libarchive") != 0 && bbit_tarw_native_format(format)) {
+        w->native = 1;
+        if (!(w->h = bbit_tarw_open(format, fd_sink, &w->fd))) {
+            writer_release(w);
+            return luaL_error(L, "archive.writer: out of memory");
+        }
+        return 1;
+    }
     struct archive *a = archive_write_new();
     if (!a) {
         writer_release(w);
@@ -166,27 +199,50 @@ static int archive_writer(lua_State *L)
         lua_insert(L, -2);
         return 2;
     }
-    w->a = a;
+    w->h = a;
     return 1;
 }
 
-/* Writes a header; nil, err pushed (returns 2) on failure, 0 when fine. */
-static int write_header(lua_State *L, struct archive *a, const char *fn, const char *name,
+/* Writes a header; nil, err [, "unsupported"] pushed (returns 2 or 3) on failure, 0 when fine. */
+static int write_header(lua_State *L, writer_ud *w, const char *fn, const char *name,
                         mode_t type, int perm, int64_t size)
 {
+    if (w->native) {
+        char err[512];
+        int r = bbit_tarw_header(w->h, name, type == AE_IFDIR, perm, (uint64_t)size, err,
+                                 sizeof err);
+        if (r == BBIT_TARW_UNSUPPORTED) {
+            bbit_fail(L, "%s: %s: needs libarchive", fn, name);
+            lua_pushliteral(L, "unsupported");
+            return 3;
+        }
+        return r == 0 ? 0 : bbit_fail(L, "%s: %s: %s", fn, name, err);
+    }
     struct archive_entry *e = bbit_tar_entry(name, type, perm, size);
     if (!e)
         return bbit_fail(L, "%s: %s: out of memory", fn, name);
-    int r = archive_write_header(a, e);
+    int r = archive_write_header(w->h, e);
     archive_entry_free(e);
     if (r != ARCHIVE_OK)
-        return bbit_fail(L, "%s: %s: %s", fn, name, archive_msg(a));
+        return bbit_fail(L, "%s: %s: %s", fn, name, archive_msg(w->h));
+    return 0;
+}
+
+/* The current entry's next bytes. 0, or -1 with err filled. */
+static int write_data(writer_ud *w, const void *buf, size_t len, char *err, size_t errlen)
+{
+    if (w->native)
+        return bbit_tarw_data(w->h, buf, len, err, errlen);
+    if (len > 0 && archive_write_data(w->h, buf, len) != (la_ssize_t)len) {
+        snprintf(err, errlen, "%s", archive_msg(w->h));
+        return -1;
+    }
     return 0;
 }
 
 /* Streams exactly size bytes of fd into the current entry. 0, or -1 with
  * err filled. */
-static int copy_fd(struct archive *a, int fd, int64_t size, char *err, size_t errlen)
+static int copy_fd(writer_ud *w, int fd, int64_t size, char *err, size_t errlen)
 {
     char *buf = malloc(COPY_CHUNK);
     if (!buf) {
@@ -205,8 +261,7 @@ static int copy_fd(struct archive *a, int fd, int64_t size, char *err, size_t er
             rc = -1;
             break;
         }
-        if (archive_write_data(a, buf, (size_t)n) != n) {
-            snprintf(err, errlen, "%s", archive_msg(a));
+        if (write_data(w, buf, (size_t)n, err, errlen) != 0) {
             rc = -1;
             break;
         }
@@ -216,7 +271,7 @@ static int copy_fd(struct archive *a, int fd, int64_t size, char *err, size_t er
     return rc;
 }
 
-// true = w:add_file(name, disk_path) | nil, err: a regular file, streamed
+// true = w:add_file(name, disk_path) | nil, err [, "unsupported"]: a regular file, streamed
 static int writer_add_file(lua_State *L)
 {
     writer_ud *w = bbit_check_open(L, 1, WRITER_TYPE, "archive writer");
@@ -236,13 +291,14 @@ static int writer_add_file(lua_State *L)
         close(fd);
         return bbit_fail(L, "archive.add_file: %s: not a regular file", disk);
     }
-    if (write_header(L, w->a, "archive.add_file", name, AE_IFREG, bbit_tar_perm(st.st_mode),
-                     st.st_size)) {
+    int r = write_header(L, w, "archive.add_file", name, AE_IFREG, bbit_tar_perm(st.st_mode),
+                         st.st_size);
+    if (r) {
         close(fd);
-        return 2;
+        return r;
     }
     char err[512];
-    int rc = copy_fd(w->a, fd, st.st_size, err, sizeof err);
+    int rc = copy_fd(w, fd, st.st_size, err, sizeof err);
     close(fd);
     if (rc != 0)
         return bbit_fail(L, "archive.add_file: %s: %s", disk, err);
@@ -250,7 +306,7 @@ static int writer_add_file(lua_State *L)
     return 1;
 }
 
-// true = w:add_data(name, data [, mode]) | nil, err: a file with this content
+// true = w:add_data(name, data [, mode]) | nil, err [, "unsupported"]: a file with this content
 static int writer_add_data(lua_State *L)
 {
     writer_ud *w = bbit_check_open(L, 1, WRITER_TYPE, "archive writer");
@@ -258,22 +314,25 @@ static int writer_add_data(lua_State *L)
     size_t len;
     const char *data = luaL_checklstring(L, 3, &len);
     lua_Integer mode = luaL_optinteger(L, 4, 0644);
-    if (write_header(L, w->a, "archive.add_data", name, AE_IFREG, bbit_tar_perm((mode_t)mode),
-                     (int64_t)len))
-        return 2;
-    if (len > 0 && archive_write_data(w->a, data, len) != (la_ssize_t)len)
-        return bbit_fail(L, "archive.add_data: %s: %s", name, archive_msg(w->a));
+    int r = write_header(L, w, "archive.add_data", name, AE_IFREG, bbit_tar_perm((mode_t)mode),
+                         (int64_t)len);
+    if (r)
+        return r;
+    char err[512];
+    if (write_data(w, data, len, err, sizeof err) != 0)
+        return bbit_fail(L, "archive.add_data: %s: %s", name, err);
     lua_pushboolean(L, 1);
     return 1;
 }
 
-// true = w:add_dir(name) | nil, err: a directory entry (0755)
+// true = w:add_dir(name) | nil, err [, "unsupported"]: a directory entry (0755)
 static int writer_add_dir(lua_State *L)
 {
     writer_ud *w = bbit_check_open(L, 1, WRITER_TYPE, "archive writer");
     const char *name = luaL_checkstring(L, 2);
-    if (write_header(L, w->a, "archive.add_dir", name, AE_IFDIR, 0755, 0))
-        return 2;
+    int r = write_header(L, w, "archive.add_dir", name, AE_IFDIR, 0755, 0);
+    if (r)
+        return r;
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -286,11 +345,16 @@ static int writer_finish(lua_State *L)
     int do_fsync = lua_isnoneornil(L, 2) ? 1 : lua_toboolean(L, 2);
     char err[ERR_MAX];
     err[0] = '\0';
-    struct archive *a = w->a;
-    w->a = NULL;
-    if (archive_write_close(a) != ARCHIVE_OK)
-        snprintf(err, sizeof err, "%s", archive_msg(a));
-    archive_write_free(a);
+    void *h = w->h;
+    w->h = NULL;
+    if (w->native) {
+        bbit_tarw_finish(h, err, sizeof err);
+        bbit_tarw_free(h);
+    } else {
+        if (archive_write_close(h) != ARCHIVE_OK)
+            snprintf(err, sizeof err, "%s", archive_msg(h));
+        archive_write_free(h);
+    }
     if (!err[0] && (fchmod(w->fd, 0644) != 0 || (do_fsync && fsync(w->fd) != 0)))
         snprintf(err, sizeof err, "%s", strerror(errno));
     int fd = w->fd;

@@ -14,7 +14,6 @@ not change since their last successful run are skipped (cached).]],
     { "no-cache", type = "boolean", help = "run every task, even those whose inputs are unchanged" },
   },
   run = function(ctx)
-    require("bbit.archive").prefetch() -- for the package task, while the workspace is read
     local ws = workspace.open(nil, { lock = "fail" })
     local analysis = components.analyze(ws)
     local selected = components.select(analysis, ctx.args)

@@ -32,7 +32,6 @@ The steps are a workflow (bbit scripts show tag) a workspace can hook into.]],
     if levels > 1 then
       require("bbit.errors").usage("give one of --ver, --patch, --minor, --major")
     end
-    require("bbit.archive").prefetch() -- for the package task, while the workspace is read
     local ws = workspace.open(nil, { lock = "fail" })
     local tag = workflow.load("tag", ws.root)
     -- a tag that stopped (a task failed) keeps what it stored in its pack:

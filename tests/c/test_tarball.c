@@ -1,7 +1,8 @@
 /* Unit tests of deterministic tar building (runtime/core/tarball.c): an
- * archive rebuilt from store objects is byte-identical to one written to a
- * file the way archive.create writes it, and a recipe that does not match
- * its objects stores nothing. */
+ * archive rebuilt from store objects (natively, or with libarchive for a
+ * name only it writes) is byte-identical to one libarchive writes to a file
+ * the way archive.create does, and a recipe that does not match its objects
+ * stores nothing. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -60,15 +61,21 @@ static int teardown(void **state)
     return 0;
 }
 
-/* The archive written to a file as runtime/lua/archive.c writes it; its id. */
-static void write_reference(struct fixture *f, const char *format, char id[BBIT_STORE_ID_LEN + 1])
+/* The long name of a member: only libarchive writes it (split into the ustar prefix, or a pax record). */
+static const char LONG_NAME[] =
+    "package/a-folder-name-long-enough/to-need-a-pax-record-for-the-path/because-a-ustar-name-holds-100-bytes.js";
+
+/* The archive of A and B named names[0..1], written to a file by libarchive
+ * as runtime/lua/archive.c writes it; its id. */
+static void write_reference(struct fixture *f, const char *format, const char *names[2],
+                            char id[BBIT_STORE_ID_LEN + 1])
 {
     char path[1100];
     snprintf(path, sizeof path, "%s/ref.tar", f->dir);
     struct archive *a = archive_write_new();
     assert_int_equal(bbit_tar_configure(a, format), ARCHIVE_OK);
     assert_int_equal(archive_write_open_filename(a, path), ARCHIVE_OK);
-    const char *names[] = {"package/a.js", "package/b.sh"}, *data[] = {A, B};
+    const char *data[] = {A, B};
     int perms[] = {0644, 0755};
     for (int i = 0; i < 2; i++) {
         struct archive_entry *e = bbit_tar_entry(names[i], AE_IFREG, perms[i], (int64_t)strlen(data[i]));
@@ -85,23 +92,29 @@ static void write_reference(struct fixture *f, const char *format, char id[BBIT_
 static void test_rebuild_is_byte_identical(void **state)
 {
     struct fixture *f = *state;
+    assert_true(strlen(LONG_NAME) > 100);
     const char *formats[] = {"tar.gz", "tar.zst", "tar"};
-    for (int i = 0; i < 3; i++) {
-        char ref[BBIT_STORE_ID_LEN + 1], built[BBIT_STORE_ID_LEN + 1];
-        write_reference(f, formats[i], ref);
-        struct bbit_tar_member m[] = {{"package/a.js", 0644, f->a, strlen(A)},
-                                      {"package/b.sh", 0755, f->b, strlen(B)}};
-        if (bbit_tar_build(f->store, formats[i], m, 2, ref, 0, built, f->err, sizeof f->err) != 0)
-            fail_msg("%s: %s", formats[i], f->err);
-        assert_string_equal(built, ref);
-    }
+    const char *short_names[] = {"package/a.js", "package/b.sh"};
+    const char *long_names[] = {"package/a.js", LONG_NAME}; /* the second member falls back */
+    const char **sets[] = {short_names, long_names};
+    for (int s = 0; s < 2; s++)
+        for (int i = 0; i < 3; i++) {
+            char ref[BBIT_STORE_ID_LEN + 1], built[BBIT_STORE_ID_LEN + 1];
+            write_reference(f, formats[i], sets[s], ref);
+            struct bbit_tar_member m[] = {{sets[s][0], 0644, f->a, strlen(A)},
+                                          {sets[s][1], 0755, f->b, strlen(B)}};
+            if (bbit_tar_build(f->store, formats[i], m, 2, ref, 0, built, f->err, sizeof f->err))
+                fail_msg("%s, %s: %s", formats[i], sets[s][1], f->err);
+            assert_string_equal(built, ref);
+        }
 }
 
 static void test_mismatch_stores_nothing(void **state)
 {
     struct fixture *f = *state;
     char ref[BBIT_STORE_ID_LEN + 1], expected[BBIT_STORE_ID_LEN + 1];
-    write_reference(f, "tar.gz", ref);
+    const char *names[] = {"package/a.js", "package/b.sh"};
+    write_reference(f, "tar.gz", names, ref);
     memset(expected, 'a', BBIT_STORE_ID_LEN);
     expected[BBIT_STORE_ID_LEN] = '\0';
     /* b.sh as 0644: another archive */

@@ -72,6 +72,97 @@ end
 
 local NAMES = { "index.js", "lib/util.js", "bin/run.sh", "empty.txt", "Ünïcødé ✓.md" }
 
+local function libarchive_loaded()
+  return read("/proc/self/maps"):find("libarchive", 1, true) ~= nil
+end
+
+-- Writes `entries` ({name, data, mode} or {name, dir = true}) with core.writer
+-- and `engine` (nil: native when it can); the bytes, or nil, err, unsupported.
+local function write_with(path, format, engine, entries)
+  local w <close> = assert(core.writer(path, format, engine))
+  for _, e in ipairs(entries) do
+    local ok, err, unsupported
+    if e.dir then
+      ok, err, unsupported = w:add_dir(e.name)
+    else
+      ok, err, unsupported = w:add_data(e.name, e.data, e.mode)
+    end
+    if not ok then
+      return nil, err, unsupported
+    end
+  end
+  assert(w:finish(false))
+  return read(path)
+end
+
+-- Deterministic bytes: compressible text, or noise (a fixed LCG) that deflate keeps as is.
+local function content(n, noise)
+  local out, x = {}, 12345
+  for i = 1, n do
+    if noise then
+      x = (x * 1103515245 + 12345) % 2147483648
+      out[i] = string.char(x >> 16 & 255)
+    else
+      out[i] = string.char(97 + (i * 7 + i // 13) % 5)
+    end
+  end
+  return table.concat(out)
+end
+
+-- First in this file: nothing has loaded libarchive yet.
+t.test("native writer: tar.gz and tar of plain entries, libarchive's bytes without loading it", function()
+  t.ok(not libarchive_loaded(), "libarchive is not loaded before")
+  local cases = {}
+  -- sizes around the 512-byte blocks, libarchive's 10240-byte blocks and deflate's buffers
+  for _, size in ipairs({ 0, 1, 511, 512, 513, 10239, 10240, 10241, 65537, 300000 }) do
+    for _, noise in ipairs({ false, true }) do
+      cases[#cases + 1] = {
+        { name = "package", dir = true },
+        { name = "package/a b'\"\\~.js", data = content(size, noise) },
+        { name = "package/bin/run", data = content(size // 3, not noise), mode = tonumber("755", 8) },
+        { name = ("x"):rep(100), data = content(size % 1000, noise) }, -- the longest plain name
+        { name = ("d"):rep(99), dir = true }, -- 100 bytes with its "/"
+      }
+    end
+  end
+  local native = {}
+  for i, entries in ipairs(cases) do
+    for _, format in ipairs({ "tar.gz", "tar" }) do
+      native[i .. format] = assert(write_with(dir .. "/native." .. format, format, nil, entries))
+    end
+  end
+  t.ok(not libarchive_loaded(), "the native writer loads no libarchive")
+  for i, entries in ipairs(cases) do
+    for _, format in ipairs({ "tar.gz", "tar" }) do
+      local ref = write_with(dir .. "/ref." .. format, format, "libarchive", entries)
+      t.ok(native[i .. format] == ref, ("case %d (%s): %d bytes natively, %d by libarchive"):format(i, format,
+        #native[i .. format], #ref))
+    end
+  end
+end)
+
+t.test("names and sizes only libarchive writes: the native writer declines, create falls back", function()
+  for _, entry in ipairs({
+    { name = ("y"):rep(101), data = "x" }, -- a pax "path" record
+    { name = "caf\u{e9}.js", data = "x" }, -- not ASCII
+    { name = "tab\tname", data = "x" }, -- a control character
+    { name = ("d"):rep(100), dir = true }, -- 101 bytes with its "/"
+  }) do
+    local bytes, err, unsupported = write_with(dir .. "/decline.tar", "tar", nil, { entry })
+    t.eq(bytes, nil, entry.name)
+    t.eq(unsupported, "unsupported", entry.name)
+    t.contains(err, "needs libarchive")
+    t.ok(not exists(dir .. "/decline.tar"), "nothing is left")
+    for _, format in ipairs({ "tar.gz", "tar" }) do
+      local path = dir .. "/fallback." .. format
+      archive.create(path, { entry }, { format = format })
+      t.eq(read(path), write_with(dir .. "/ref." .. format, format, "libarchive", { entry }), entry.name .. " " .. format)
+    end
+  end
+  local listed = archive.list(dir .. "/fallback.tar")
+  t.eq(listed[1].name, ("d"):rep(100) .. "/")
+end)
+
 t.test("deterministic: same bytes from other dirs, mtimes, modes, order (tar.gz and tar.zst)", function()
   make_tree(dir .. "/a", "2001-02-03 04:05:06", "600")
   make_tree(dir .. "/elsewhere/b", "2024-12-31 23:59:59", "644")
