@@ -47,6 +47,7 @@ local JOURNAL = "export"
 -- Marks the exported versions in the refs and .bitmap (SPEC §2.2).
 local function update_local(ws, components)
   local refs = ws.scope:refs()
+  local bitmap_changed = false
   for _, c in ipairs(components) do
     local ref = refs.components[c.name]
     if ref then
@@ -60,15 +61,17 @@ local function update_local(ws, components)
       if head then
         ref.remote = { scope = c.scope, head = head }
         local entry = ws.bitmap:get(c.name)
-        if entry then
+        if entry and (entry.scope ~= c.scope or entry.version ~= ref.head or entry.defaultScope ~= nil) then
           entry.scope = c.scope
           entry.version = ref.head
           entry.defaultScope = nil
+          bitmap_changed = true
         end
       end
     end
   end
-  ws:commit_changes("export-local")
+  -- a component exported before to the same scope: .bitmap stays as it is
+  ws:commit_changes("export-local", { bitmap = bitmap_changed })
 end
 
 -- Finishes the journaled export `j`: commits everywhere when the decision

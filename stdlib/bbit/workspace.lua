@@ -113,13 +113,16 @@ end
 -- over .bitmap, in that order, each step durable before the next. So
 -- NAME.bitmap present means the update was decided: the next command
 -- finishes it (roll forward); refs files alone mean it was interrupted
--- before, and nothing had changed. (NAME.refs.json is the refs.json of an
+-- before, and nothing had changed. An update that leaves .bitmap as it is
+-- (an export of components already in it with their scope and version)
+-- marks its decision with an empty NAME.keep instead of a NAME.bitmap:
+-- .bitmap is neither re-encoded nor rewritten. (NAME.refs.json is the refs.json of an
 -- update journaled by an earlier bbit: finished the same way. NAME.migrate
 -- marks the update that moves an earlier refs.json to refs/: refs.json goes
 -- before NAME.bitmap does.)
 local function journal_paths(ws, name)
   local dir = ws.scope.dir .. "/journal/" .. name
-  return dir .. ".refs.json", dir .. ".bitmap"
+  return dir .. ".refs.json", dir .. ".bitmap", dir .. ".keep"
 end
 
 -- The refs files of journal `name`, as {journal file, file in refs/}.
@@ -152,7 +155,7 @@ end
 
 -- `files`: the journal's refs files still to rename, {journal file, file in refs/}.
 local function apply_journal(ws, name, files)
-  local refs_new, bitmap_new = journal_paths(ws, name)
+  local refs_new, bitmap_new, keep = journal_paths(ws, name)
   if #files > 0 then -- else renamed before an interruption
     local refs_dir = ws.scope.dir .. "/refs"
     if not fs.is_dir(refs_dir) then
@@ -178,8 +181,12 @@ local function apply_journal(ws, name, files)
     fs.remove(marker)
   end
   fault.point(name .. ":after-refs")
-  move(bitmap_new, ws.root .. "/.bitmap")
-  fs.sync(ws.root)
+  if fs.exists(keep) then
+    fs.remove(keep)
+  else
+    move(bitmap_new, ws.root .. "/.bitmap")
+    fs.sync(ws.root)
+  end
   ws.scope:refs_reload()
 end
 
@@ -195,7 +202,7 @@ function Workspace:recover()
   end
   for _, name in ipairs({ "tag", "reset", "export-local", "import" }) do
     local refs_new = journal_paths(self, name)
-    local decided = present[name .. ".bitmap"]
+    local decided = present[name .. ".bitmap"] or present[name .. ".keep"]
     local old = present[name .. ".json"] and self.scope:journal_read(name) -- the one-file journal of earlier versions
     if decided or old then
       require("bbit.log").warn("finishing an interrupted `bbit %s` (from %s)", name, self.scope.dir .. "/journal")
@@ -240,9 +247,12 @@ function Workspace:recover_if_free()
 end
 
 --- Writes the changed refs and .bitmap together, through the journal `name`.
+--- `opts.bitmap = false`: the caller knows .bitmap did not change (it is
+--- left alone).
 ---@param name string the command, e.g. "tag"
-function Workspace:commit_changes(name)
-  local _, bitmap_new = journal_paths(self, name)
+---@param opts? {bitmap?: boolean}
+function Workspace:commit_changes(name, opts)
+  local _, bitmap_new, keep = journal_paths(self, name)
   local journal = self.scope.dir .. "/journal"
   fs.mkdir(journal)
   for _, f in ipairs(journal_refs(self, name, journal_listing(self))) do
@@ -263,8 +273,12 @@ function Workspace:commit_changes(name)
   if #changes > 0 or migrating then
     fs.sync(journal)
   end
-  local st = fs.stat(self.root .. "/.bitmap") -- the new file keeps the old one's permissions
-  fs.write(bitmap_new, self.bitmap:encode(), { mode = st and st.mode & 511 or nil }) -- decided
+  if opts and opts.bitmap == false then
+    fs.write(keep, "") -- decided
+  else
+    local st = fs.stat(self.root .. "/.bitmap") -- the new file keeps the old one's permissions
+    fs.write(bitmap_new, self.bitmap:encode(), { mode = st and st.mode & 511 or nil }) -- decided
+  end
   fault.point(name .. ":after-journal")
   apply_journal(self, name, files)
 end

@@ -177,4 +177,32 @@ run "$BBIT" export
 expect_code 0
 same_as_reference S9 S8 "$T_DIR/w6"
 ok "two servers, client killed after prepare: the next export aborts the old transactions (locks freed) and exports"
+
+# --- a second export leaves .bitmap alone; killed after deciding, it is finished --
+# (the components are in .bitmap with their scope and version already: the
+# export's local update is marked decided by journal/export-local.keep)
+cd "$T_DIR/ref"
+echo "// 2" >>components/utils/format/index.js
+"$BBIT" tag -m second >/dev/null || fail "second tag failed"
+tagged_bitmap=$(cat .bitmap); tagged_inode=$(stat -c %i .bitmap)
+run env BBIT_FAULT=export-local:after-journal "$BBIT" export
+[ "$CODE" = 137 ] || fail "the crash point did not fire (exit $CODE)"
+[ -f .bit/journal/export-local.keep ] || fail "no decision marker: $(ls .bit/journal)"
+[ ! -e .bit/journal/export-local.bitmap ] || fail "the unchanged .bitmap was journaled"
+run "$BBIT" status
+expect_code 0; expect_err "finishing an interrupted \`bbit export-local\`"
+! grep -q "staged" <<<"$OUT" || fail "still staged after the journal was finished: $OUT"
+[ -z "$(ls -A .bit/journal)" ] || fail "journal left: $(ls .bit/journal)"
+[ "$(cat .bitmap)" = "$tagged_bitmap" ] && [ "$(stat -c %i .bitmap)" = "$tagged_inode" ] ||
+  fail ".bitmap was rewritten"
+echo "// 3" >>components/utils/format/index.js
+"$BBIT" tag -m third >/dev/null || fail "third tag failed"
+tagged_inode=$(stat -c %i .bitmap)
+run "$BBIT" export
+expect_code 0; expect_out "utils/format@0.0.3"
+[ "$(stat -c %i .bitmap)" = "$tagged_inode" ] || fail "an export that changes no entry rewrote .bitmap"
+[ -z "$(ls -A .bit/journal)" ] || fail "journal left: $(ls .bit/journal)"
+run "$BBIT" status
+expect_code 0; expect_out "all clean"
+ok "an export that changes no .bitmap entry leaves the file alone, and its interrupted local update is finished"
 finish
