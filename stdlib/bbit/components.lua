@@ -15,8 +15,8 @@ local M = {}
 -- dependencies are dropped when it changes), the first two are checked per
 -- entry (`tree`, and `deps_for`: the entry's config, if it has one).
 local function dependencies(ws, comp, entries)
-  local index = ws.scope:index()
-  local cached = index.components[comp.id]
+  local cache = ws.scope:index().components
+  local cached = cache:get(comp.id)
   local config = comp.entry.config ~= nil and json.encode(comp.entry.config) or nil
   if cached and cached.deps and cached.tree == comp.tree and cached.deps_for == config then
     return cached.deps, cached.unknown
@@ -24,9 +24,9 @@ local function dependencies(ws, comp, entries)
   local deps, unknown = ws:script("deps").dependencies(comp, ws, entries)
   if not cached or cached.tree ~= comp.tree then -- a folder not cached (racy): the dependencies alone
     cached = { tree = comp.tree }
-    index.components[comp.id] = cached
   end
   cached.deps, cached.unknown, cached.deps_for = deps, unknown, config
+  cache:set(comp.id, cached)
   ws._index_dirty = true
   return deps, unknown
 end
@@ -49,11 +49,13 @@ function M.analyze(ws)
   local deps_key = hash.sha256(table.concat(layout, "\n"))
   ws.scope:read_all_refs() -- every component's is looked at below
   local index = ws.scope:index()
+  index.components:load_all() -- every entry is looked at below
   if index.deps_key ~= deps_key then
-    for _, e in pairs(index.components) do
+    for id, e in index.components:pairs() do
       e.deps, e.unknown, e.deps_for = nil, nil, nil
+      index.components:set(id, e)
     end
-    index.deps_key = deps_key
+    ws.scope:set_deps_key(deps_key)
     ws._index_dirty = true
   end
   local result = { list = {}, by_id = {} }

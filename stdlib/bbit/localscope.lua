@@ -113,13 +113,15 @@ end
 
 -- The loaded state of the refs: `loaded[NN]` the shard tables read (or
 -- made), `text[NN]` what each was read from (nil: not on disk as it is, to
--- be written), `staged` the set of refs/staged.json (nil until read).
+-- be written), `touched[NN]` the shards whose refs were handed out through
+-- `refs()` (only those can have changed: `component` is for reading),
+-- `staged` the set of refs/staged.json (nil until read).
 local function refs_state(scope)
   local st = scope._refs_state
   if st then
     return st
   end
-  st = { dir = scope.dir .. "/refs", loaded = {}, text = {} }
+  st = { dir = scope.dir .. "/refs", loaded = {}, text = {}, touched = {} }
   scope._refs_state = st
   local legacy_file = scope.dir .. "/refs.json"
   local sharded = fs.is_dir(st.dir)
@@ -186,32 +188,40 @@ local function all_shards(scope)
   return st.loaded, st.all
 end
 
---- The refs: `{ components = <id -> ref> }`. `components` reads the shard of
---- an id when it is first indexed; `pairs` over it reads them all (use
---- `pairs`, not `next`, `#` or `json.encode`: it is a proxy). Assign
---- `components[id] = ref` (or nil) for a new or removed component; change a
---- ref's fields in place. `Workspace:commit_changes` writes what changed.
+--- The refs, to read and change: `{ components = <id -> ref> }`.
+--- `components` reads the shard of an id when it is first indexed; `pairs`
+--- over it reads them all (use `pairs`, not `next`, `#` or `json.encode`: it
+--- is a proxy). Assign `components[id] = ref` (or nil) for a new or removed
+--- component; change a ref's fields in place. `Workspace:commit_changes`
+--- writes what changed among the refs handed out here (`component` is for
+--- reading: a ref changed through it is not written).
 ---@return table
 function Scope:refs()
   if not self._refs then
     local scope = self
     local components = setmetatable({}, {
       __index = function(_, id)
-        local st = refs_state(scope)
-        if st.all then
-          return st.all[id]
+        if type(id) ~= "string" then
+          return nil
         end
-        return type(id) == "string" and shard(scope, shard_of(id))[id] or nil
+        local st = refs_state(scope)
+        st.touched[shard_of(id)] = true
+        return scope:component(id)
       end,
       __newindex = function(_, id, ref)
         local st = refs_state(scope)
-        shard(scope, shard_of(id))[id] = ref
+        local name = shard_of(id)
+        st.touched[name] = true
+        shard(scope, name)[id] = ref
         if st.all then
           st.all[id] = ref
         end
       end,
       __pairs = function()
-        local _, all = all_shards(scope)
+        local loaded, all = all_shards(scope)
+        for name in pairs(loaded) do
+          refs_state(scope).touched[name] = true
+        end
         local copy = {} -- assigning while iterating stays allowed
         for id, ref in pairs(all) do
           copy[id] = ref
@@ -224,11 +234,15 @@ function Scope:refs()
   return self._refs
 end
 
---- The ref of component `id`, or nil.
+--- The ref of component `id`, or nil, to read (see `refs` to change it).
 ---@param id string
 ---@return table|nil
 function Scope:component(id)
-  return self:refs().components[id]
+  local st = refs_state(self)
+  if st.all then
+    return st.all[id]
+  end
+  return type(id) == "string" and shard(self, shard_of(id))[id] or nil
 end
 
 --- Reads every component's ref now (for a command that looks at all of
@@ -281,7 +295,9 @@ function Scope:refs_changes()
   end
   local names = {}
   for name in pairs(st.loaded) do
-    names[#names + 1] = name
+    if st.touched[name] or st.text[name] == nil then -- only these can differ from their file
+      names[#names + 1] = name
+    end
   end
   table.sort(names)
   for _, name in ipairs(names) do
@@ -378,26 +394,41 @@ function Scope:read_version(id)
   return json.decode(self.store:get(id), { name = "version object " .. id })
 end
 
---- The stat cache (see Workspace:scan): `index.json` = { format = 5, deps_key,
---- components = { [id] = { sig, main, dir, tree, issues, deps, unknown, deps_for } } }
+local INDEX_FORMAT = 6
+
+--- The stat cache (see Workspace:scan): `{ deps_key, components }`.
+--- `components` is a `bbit.shards` map in `index/` (16 files, so a command
+--- that changes a few components rewrites a few small files, not the whole
+--- cache): id -> { sig, main, dir, tree, issues, deps, unknown, deps_for }
 --- (`dir`: the rootDir the entry is for; `deps`/`unknown`: the dependencies
---- found in that tree, `deps_for` the entry's config they were found with),
---- and the file lists in `index-files/` (a `bbit.shards` map: id -> packed
---- list), read only when a file list is needed.
+--- found in that tree, `deps_for` the entry's config they were found with).
+--- `index.json` holds the format and `deps_key`. The file lists are in
+--- `index-files/` (see `index_files`), read only when a list is needed.
+--- Set `deps_key` through `set_deps_key`, entries through `components:set`.
 ---@return table
 function Scope:index()
   if not self._index then
-    local ok, index = pcall(json.read_if_exists, self.dir .. "/index.json")
+    local ok, head = pcall(json.read_if_exists, self.dir .. "/index.json")
+    local components = require("bbit.shards").open(self.dir .. "/index", { count = 16 })
     -- A damaged or older stat cache is only a cache: start over.
-    if not ok or type(index) ~= "table" or index.format ~= 5 or type(index.components) ~= "table" then
-      index = { format = 5, components = {} }
+    if not ok or type(head) ~= "table" or head.format ~= INDEX_FORMAT then
+      head = { format = INDEX_FORMAT }
+      components:clear()
+      self._index_head_dirty = true
       -- the one-file caches of format 3 (now index-files/ and cache/tasks/)
       fs.try_remove(self.dir .. "/index-files.json")
       fs.try_remove(self.dir .. "/cache/tasks.json")
     end
-    self._index = index
+    self._index = { deps_key = head.deps_key, components = components }
   end
   return self._index
+end
+
+--- Sets the stat cache's `deps_key` (written by `save_index`).
+---@param key string
+function Scope:set_deps_key(key)
+  self:index().deps_key = key
+  self._index_head_dirty = true
 end
 
 --- The cached file lists of the stat cache (see `index`): `:get(id)`, `:set(id, packed)`.
@@ -407,12 +438,21 @@ function Scope:index_files()
   return self._index_files
 end
 
---- Writes the stat cache (no fsync: losing it only costs re-hashing).
+--- Writes what changed in the stat cache (no fsync: losing it only costs
+--- re-hashing). The entries go first: `index.json`'s deps_key must never
+--- vouch for dependencies found under another key.
 function Scope:save_index()
   if self._index_files then
     self._index_files:save()
   end
-  fs.write(self.dir .. "/index.json", json.encode(self:index()), { fsync = false })
+  if self._index then
+    self._index.components:save()
+    if self._index_head_dirty then
+      fs.write(self.dir .. "/index.json", json.encode({ format = INDEX_FORMAT, deps_key = self._index.deps_key }),
+        { fsync = false })
+      self._index_head_dirty = false
+    end
+  end
 end
 
 -- Journal entries (`journal/NAME.json`): what a command must finish or undo

@@ -561,8 +561,8 @@ local lazy_files = {
 -- cached result when the digest matches, else the folder is read again.
 local function scan_with_digest(self, comp, abs_root, sig, unstable)
   local id, entry = comp.id, comp.entry
-  local index = self.scope:index()
-  local cached = index.components[id]
+  local cache = self.scope:index().components
+  local cached = cache:get(id)
   if cached and cached.sig and cached.sig == sig and cached.main == entry.mainFile and cached.dir == comp.root_dir then
     comp.tree = cached.tree
     for _, issue in ipairs(cached.issues or {}) do
@@ -576,9 +576,9 @@ local function scan_with_digest(self, comp, abs_root, sig, unstable)
   -- the dependencies found in the same tree stay (components.lua)
   local kept = cached and cached.tree == comp.tree and cached or {}
   -- a racy or symlinked folder is re-read next time: no sig
-  index.components[id] = { sig = not unstable and sig or nil, main = entry.mainFile, dir = comp.root_dir,
+  cache:set(id, { sig = not unstable and sig or nil, main = entry.mainFile, dir = comp.root_dir,
     tree = comp.tree, issues = #comp.issues > 0 and comp.issues or nil,
-    deps = kept.deps, unknown = kept.unknown, deps_for = kept.deps_for }
+    deps = kept.deps, unknown = kept.unknown, deps_for = kept.deps_for })
   if not unstable then
     self.scope:index_files():set(id, pack_files(comp.files))
   end

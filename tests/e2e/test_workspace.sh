@@ -225,7 +225,7 @@ expect_out_jv 'd.components[1].id .. " " .. d.components[1].status .. " " .. d.c
 expect_out_jv 'd.components[1].scopeReason' 'variant "components/ui"'
 expect_out_jv 'table.concat(d.components[1].dependencies, ",")' "ui/theme,utils/format"
 expect_out_jv 'd.components[3].scopeReason' 'variant "components/utils"'
-[ -f .git/bit/index.json ] || fail "no stat cache in .git/bit/index.json"
+[ -f .git/bit/index.json ] && [ -n "$(ls .git/bit/index)" ] || fail "no stat cache in .git/bit/index.json and index/"
 shard=.git/bit/index-files/$(printf %02d $((16#$(printf %s ui/theme | sha256sum | cut -c1-2) / 4))).json
 expect_jv "$shard" 'd["ui/theme"]:match("^index.js\t644\t%d+\t(%x+)$")' \
   "$(sha256sum components/ui/theme/index.js | cut -d' ' -f1)"
@@ -308,6 +308,23 @@ touch components/utils/format/index.js
 run "$BBIT" status --json
 expect_out_jv 'd.components[3].status' modified
 ok "status: unchanged files are not re-hashed (stat cache); a touched one is"
+
+# the stat cache is kept in 16 files: a changed component rewrites its own alone
+sleep 0.2 # out of the racy window: the entry gets its stat digest
+run "$BBIT" status
+ls -i .git/bit/index/ >"$T_DIR/index-before"
+touch -d "2001-01-01" components/utils/format/index.js
+run "$BBIT" status
+expect_code 0
+ls -i .git/bit/index/ >"$T_DIR/index-after"
+[ "$(diff "$T_DIR/index-before" "$T_DIR/index-after" | grep -c '^>')" = 1 ] ||
+  fail "not one stat cache file rewritten: $(diff "$T_DIR/index-before" "$T_DIR/index-after")"
+# an older cache (one index.json, format 5) is dropped once, and rebuilt
+printf '{"format": 5, "components": {"ui/theme": {"sig": "x", "tree": "y"}}}' >.git/bit/index.json
+run "$BBIT" status --json
+expect_code 0; expect_out_jv 'd.components[3].status' modified
+expect_jv .git/bit/index.json 'd.format' 6
+ok "stat cache: a changed component rewrites its own file of the cache alone; an older cache is dropped"
 
 # declared dependency + --minor: the dependent still gets a patch bump
 run "$BBIT" tag --minor -m "format: kilobytes"

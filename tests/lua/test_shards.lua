@@ -74,4 +74,41 @@ t.test("keep() drops entries of the shards being written; a damaged shard reads 
   t.eq(shards.open(dir):get("new"), nil, "a damaged shard is only a lost cache")
 end)
 
+t.test("count: fewer files; load_all then finds keys without hashing; pairs; clear", function()
+  local dir = root .. "/d"
+  local m = shards.open(dir, { count = 16 })
+  for i = 1, 100 do
+    m:set("k" .. i, { n = i })
+  end
+  m:save()
+  local files = fs.glob(dir .. "/*.json")
+  t.ok(#files > 10 and #files <= 16, "keys spread over 16 shards (" .. #files .. ")")
+  t.ok(fs.exists(("%s/%02d.json"):format(dir, tonumber(hash.sha256("k1"):sub(1, 2), 16) // 16)), "k1's shard")
+  local all = shards.open(dir, { count = 16 })
+  all:load_all()
+  t.eq(all:get("k42").n, 42)
+  t.eq(all:get("nope"), nil)
+  local seen = 0
+  for key, value in all:pairs() do
+    seen = seen + 1
+    t.eq(key, "k" .. value.n)
+    all:set(key, { n = value.n * 2 }) -- setting while iterating
+  end
+  t.eq(seen, 100)
+  all:set("new", { n = 0 })
+  all:set("k1", nil)
+  all:save()
+  local again = shards.open(dir, { count = 16 })
+  t.eq(again:get("k42").n, 84)
+  t.eq(again:get("new").n, 0)
+  t.eq(again:get("k1"), nil)
+  again:clear()
+  t.eq(again:get("k42"), nil)
+  t.eq(fs.exists(dir), false, "clear removes the files")
+  t.eq(shards.open(dir, { count = 16 }):get("k42"), nil)
+  t.raises(function()
+    shards.open(dir, { count = 3 })
+  end, "count must be a power of 2")
+end)
+
 t.done()
