@@ -11,21 +11,23 @@ local M = {}
 -- they were found in, so an unchanged component's sources are not re-read.
 -- The result depends on the files, the entry (declared dependencies), the
 -- other components' folders and the deps script itself: the last two are
--- the same for every component (`deps_key` in the cache: every entry's
--- dependencies are dropped when it changes), the first two are checked per
--- entry (`tree`, and `deps_for`: the entry's config, if it has one).
-local function dependencies(ws, comp, entries)
+-- the same for every component (`deps_key`, a hash of them), so an entry's
+-- dependencies hold while its `tree`, its config (`deps_for`) and the
+-- `deps_key` it records are the current ones. Each entry checks itself: the
+-- cache's files can come from two commands that ran at once.
+local function dependencies(ws, comp, entries, deps_key)
   local cache = ws.scope:index().components
   local cached = cache:get(comp.id)
   local config = comp.entry.config ~= nil and json.encode(comp.entry.config) or nil
-  if cached and cached.deps and cached.tree == comp.tree and cached.deps_for == config then
+  if cached and cached.deps and cached.tree == comp.tree and cached.deps_for == config
+    and cached.deps_key == deps_key then
     return cached.deps, cached.unknown
   end
   local deps, unknown = ws:script("deps").dependencies(comp, ws, entries)
   if not cached or cached.tree ~= comp.tree then -- a folder not cached (racy): the dependencies alone
     cached = { tree = comp.tree }
   end
-  cached.deps, cached.unknown, cached.deps_for = deps, unknown, config
+  cached.deps, cached.unknown, cached.deps_for, cached.deps_key = deps, unknown, config, deps_key
   cache:set(comp.id, cached)
   ws._index_dirty = true
   return deps, unknown
@@ -46,18 +48,9 @@ function M.analyze(ws)
   for i, id in ipairs(ids) do -- sorted: the same layout gives the same key
     layout[i + 1] = id .. "\0" .. entries[id].rootDir
   end
-  local deps_key = hash.sha256(table.concat(layout, "\n"))
+  local deps_key = hash.sha256(table.concat(layout, "\n")):sub(1, 16) -- in every entry: short
   ws.scope:read_all_refs() -- every component's is looked at below
-  local index = ws.scope:index()
-  index.components:load_all() -- every entry is looked at below
-  if index.deps_key ~= deps_key then
-    for id, e in index.components:pairs() do
-      e.deps, e.unknown, e.deps_for = nil, nil, nil
-      index.components:set(id, e)
-    end
-    ws.scope:set_deps_key(deps_key)
-    ws._index_dirty = true
-  end
+  ws.scope:index().components:load_all() -- and every stat cache entry
   local result = { list = {}, by_id = {} }
   for _, id in ipairs(ids) do
     local comp = ws:scan(id)
@@ -83,7 +76,7 @@ function M.analyze(ws)
       comp.status = "unchanged"
     end
     if comp.tree then
-      comp.deps, comp.unknown_deps = dependencies(ws, comp, entries)
+      comp.deps, comp.unknown_deps = dependencies(ws, comp, entries, deps_key)
     else
       comp.deps, comp.unknown_deps = {}, {}
     end

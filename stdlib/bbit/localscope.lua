@@ -396,15 +396,14 @@ end
 
 local INDEX_FORMAT = 6
 
---- The stat cache (see Workspace:scan): `{ deps_key, components }`.
---- `components` is a `bbit.shards` map in `index/` (16 files, so a command
---- that changes a few components rewrites a few small files, not the whole
---- cache): id -> { sig, main, dir, tree, issues, deps, unknown, deps_for }
---- (`dir`: the rootDir the entry is for; `deps`/`unknown`: the dependencies
---- found in that tree, `deps_for` the entry's config they were found with).
---- `index.json` holds the format and `deps_key`. The file lists are in
+--- The stat cache (see Workspace:scan): `{ components }`, a `bbit.shards`
+--- map in `index/` (16 files, so a command that changes a few components
+--- rewrites a few small files, not the whole cache): id -> { sig, main, dir,
+--- tree, issues, deps, unknown, deps_for, deps_key } (`dir`: the rootDir the
+--- entry is for; `deps`/`unknown`: the dependencies found in that tree,
+--- `deps_for` the entry's config and `deps_key` the workspace layout they
+--- were found with). `index.json` holds the format. The file lists are in
 --- `index-files/` (see `index_files`), read only when a list is needed.
---- Set `deps_key` through `set_deps_key`, entries through `components:set`.
 ---@return table
 function Scope:index()
   if not self._index then
@@ -412,23 +411,15 @@ function Scope:index()
     local components = require("bbit.shards").open(self.dir .. "/index", { count = 16 })
     -- A damaged or older stat cache is only a cache: start over.
     if not ok or type(head) ~= "table" or head.format ~= INDEX_FORMAT then
-      head = { format = INDEX_FORMAT }
       components:clear()
       self._index_head_dirty = true
       -- the one-file caches of format 3 (now index-files/ and cache/tasks/)
       fs.try_remove(self.dir .. "/index-files.json")
       fs.try_remove(self.dir .. "/cache/tasks.json")
     end
-    self._index = { deps_key = head.deps_key, components = components }
+    self._index = { components = components }
   end
   return self._index
-end
-
---- Sets the stat cache's `deps_key` (written by `save_index`).
----@param key string
-function Scope:set_deps_key(key)
-  self:index().deps_key = key
-  self._index_head_dirty = true
 end
 
 --- The cached file lists of the stat cache (see `index`): `:get(id)`, `:set(id, packed)`.
@@ -439,8 +430,7 @@ function Scope:index_files()
 end
 
 --- Writes what changed in the stat cache (no fsync: losing it only costs
---- re-hashing). The entries go first: `index.json`'s deps_key must never
---- vouch for dependencies found under another key.
+--- re-hashing).
 function Scope:save_index()
   if self._index_files then
     self._index_files:save()
@@ -448,8 +438,7 @@ function Scope:save_index()
   if self._index then
     self._index.components:save()
     if self._index_head_dirty then
-      fs.write(self.dir .. "/index.json", json.encode({ format = INDEX_FORMAT, deps_key = self._index.deps_key }),
-        { fsync = false })
+      fs.write(self.dir .. "/index.json", json.encode({ format = INDEX_FORMAT }), { fsync = false })
       self._index_head_dirty = false
     end
   end

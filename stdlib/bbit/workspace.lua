@@ -578,7 +578,7 @@ local function scan_with_digest(self, comp, abs_root, sig, unstable)
   -- a racy or symlinked folder is re-read next time: no sig
   cache:set(id, { sig = not unstable and sig or nil, main = entry.mainFile, dir = comp.root_dir,
     tree = comp.tree, issues = #comp.issues > 0 and comp.issues or nil,
-    deps = kept.deps, unknown = kept.unknown, deps_for = kept.deps_for })
+    deps = kept.deps, unknown = kept.unknown, deps_for = kept.deps_for, deps_key = kept.deps_key })
   if not unstable then
     self.scope:index_files():set(id, pack_files(comp.files))
   end

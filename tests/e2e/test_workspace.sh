@@ -326,6 +326,27 @@ expect_code 0; expect_out_jv 'd.components[3].status' modified
 expect_jv .git/bit/index.json 'd.format' 6
 ok "stat cache: a changed component rewrites its own file of the cache alone; an older cache is dropped"
 
+# an entry's cached dependencies hold only for the workspace layout it records
+# (its deps_key): the cache's files may come from two commands that ran at once
+run "$BBIT" status --json
+expect_out_jv 'table.concat(d.components[1].dependencies, ",")' "ui/theme,utils/format"
+cat >"$T_DIR/deps-entry.lua" <<'LUA'
+local fs, json, shards = require("bbit.fs"), require("bbit.json"), require("bbit.shards")
+local cache = shards.open(".git/bit/index", { count = 16 })
+local e = assert(cache:get("ui/button"), "no entry for ui/button")
+if arg[1] == "other-layout" then e.deps_key = ("0"):rep(16) end
+e.deps = json.array({ "utils/format" }) -- not what its sources import
+cache:set("ui/button", e)
+cache:save()
+LUA
+"$BBIT" run "$T_DIR/deps-entry.lua" same-layout || fail "cannot edit the stat cache"
+run "$BBIT" status --json
+expect_out_jv 'table.concat(d.components[1].dependencies, ",")' "utils/format" # trusted: the cache is used
+"$BBIT" run "$T_DIR/deps-entry.lua" other-layout || fail "cannot edit the stat cache"
+run "$BBIT" status --json
+expect_out_jv 'table.concat(d.components[1].dependencies, ",")' "ui/theme,utils/format"
+ok "stat cache: dependencies found under another workspace layout are found again"
+
 # declared dependency + --minor: the dependent still gets a patch bump
 run "$BBIT" tag --minor -m "format: kilobytes"
 expect_code 0
