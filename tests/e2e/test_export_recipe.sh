@@ -55,6 +55,34 @@ blob=$(artifact_blob ui/button@0.0.2)
 grep -q "not rebuilt" "$T_DIR/server-A.log" && fail "the server could not rebuild: $(cat "$T_DIR/server-A.log")"
 ok "one changed file: the package is rebuilt by the server, byte-identical, and not uploaded"
 
+# names only libarchive writes (over 100 bytes, not ASCII): bbit's own tar
+# writer declines them, on the client and on the server alike, and both fall
+# back to libarchive: the rebuilt package is still byte-identical
+long_dir=components/ui/button/a-folder-with-a-long-name/and-another-one-below-it/so-that-the-path-is-long
+mkdir -p "$long_dir"
+echo "long" >"$long_dir/in-the-package-it-needs-more-than-100-bytes.txt"
+echo "accent" >"components/ui/button/caf$(printf '\xc3\xa9').txt"
+run "$BBIT" tag -m "long names" ui/button
+expect_code 0
+run "$BBIT" export
+expect_code 0
+echo "// v3" >>components/ui/button/index.js
+run "$BBIT" tag -m "long names, again" ui/button
+expect_code 0
+"$BBIT" show ui/button@0.0.4 --json >"$T_DIR/v4.json"
+expect_jv "$T_DIR/v4.json" '#d.artifacts[1].recipe.entries' 4
+run "$BBIT" export
+expect_code 0
+expect_out "1 rebuilt by it from their recipes"
+blob=$(artifact_blob ui/button@0.0.4)
+[ "$(served_sha my-org.ui ui/button 0.0.4)" = "$blob" ] || fail "the rebuilt package differs from the local one"
+grep -q "not rebuilt" "$T_DIR/server-A.log" && fail "the server could not rebuild: $(cat "$T_DIR/server-A.log")"
+curl -sf -H "Authorization: Bearer $WRITE_TOKEN" "$A_URL/my-org.ui/ui/button/-/artifact/package.tgz?v=0.0.4" |
+  tar -tzf - >"$T_DIR/names.txt" || fail "the served package does not list"
+grep -qx "package/${long_dir#components/ui/button/}/in-the-package-it-needs-more-than-100-bytes.txt" "$T_DIR/names.txt" ||
+  fail "the long name is not in the package: $(cat "$T_DIR/names.txt")"
+ok "names over 100 bytes or not ASCII: libarchive writes the package on both sides, the rebuild is byte-identical"
+
 # a recipe that does not describe the artifact: the server's rebuild hashes
 # differently, prepare reports it missing, the client uploads it
 mkdir -p .bbit/scripts/tasks
