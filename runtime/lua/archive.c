@@ -1,5 +1,7 @@
 /* bbit.core.archive: deterministic tar writer (tar.gz / tar.zst / tar), a
- * streaming reader, and a hardened extractor, over libarchive.
+ * streaming reader, and a hardened extractor, over libarchive. Plain
+ * tar.gz and tar entries are written by bbit's own writer instead
+ * (runtime/core/tarball_native.c: the same bytes, without loading libarchive).
  *
  * Determinism (runtime/core/tarball.c): pax (restricted: plain ustar headers
  * unless a name needs pax), fixed mtime/uid/gid, no user/group names, perms
