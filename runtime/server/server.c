@@ -699,9 +699,10 @@ int bbit_server_serve(const struct bbit_server_options *o, char *err, size_t err
         return -1;
     srv_db_close(db);
     clean_temp_files(srv.root);
-    /* Loaded now, not by the first transaction that rebuilds a package
-     * (~10 ms of dynamic linking in a request); a missing libarchive stops
-     * the server here. */
+    /* Loaded now, not by the first transaction that rebuilds a package only
+     * libarchive writes (tarball.h: long or non-ASCII names, tar.zst): ~10 ms
+     * of dynamic linking in a request. A missing libarchive stops the
+     * server here. */
     (void)bbit_archive_api();
     srv.max_object_size =
         o->max_object_size ? o->max_object_size : BBIT_SERVER_DEFAULT_MAX_OBJECT_SIZE;
